@@ -1,0 +1,2 @@
+//! End-to-end harness for Causeway: boots etcd, federation API replicas and
+//! gateways as separate processes on one machine.

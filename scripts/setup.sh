@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing Causeway needs and is missing:
+# cmake (Pingora's zlib-ng), protoc (gRPC code generation), etcd (tests and
+# `--etcd` mode). As root it installs from Debian; otherwise it says what to
+# install and exits non-zero.
+set -euo pipefail
+
+missing_pkgs=()
+need() { # need <command> <debian-package>
+  command -v "$1" >/dev/null 2>&1 || missing_pkgs+=("$2")
+}
+need cmake cmake
+need protoc protobuf-compiler
+need etcd etcd-server
+need etcdctl etcd-client
+need cc gcc
+need ip iproute2
+
+if [ ${#missing_pkgs[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "causeway: missing tools; install them with:" >&2
+  echo "  sudo apt-get install -y ${missing_pkgs[*]}" >&2
+  exit 1
+fi
+
+echo "causeway: installing ${missing_pkgs[*]} from Debian" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+# Debian's etcd-server package starts a system etcd on the default ports;
+# tests start their own on free ports, so stop the system one.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
+pkill -x etcd >/dev/null 2>&1 || true
