@@ -15,6 +15,8 @@ need etcd etcd-server
 need etcdctl etcd-client
 need cc gcc
 need ip iproute2
+# etcd-client compiles etcd's protos, which import google/protobuf/*.proto
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing_pkgs+=(libprotobuf-dev)
 
 if [ ${#missing_pkgs[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,5 @@
+//! The federation CLI. See `causewayctl --help`.
+
+fn main() -> std::process::ExitCode {
+    causeway_federation::cli::main()
+}

@@ -1,0 +1,177 @@
+//! Command-line arguments of `causewayctl`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The Causeway federation CLI.
+#[derive(Debug, Parser)]
+#[command(name = "causewayctl", version, about = "Manage a Causeway federation")]
+pub struct Cli {
+    /// Federation API base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "CAUSEWAY_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// Bearer token.
+    #[arg(long, global = true, env = "CAUSEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show one resource or list a kind (`get clusters`, `get export ns/name -c eu-1`).
+    #[command(alias = "list")]
+    Get(GetArgs),
+    /// Create or update resources from YAML/JSON files (idempotent).
+    Apply(ApplyArgs),
+    /// Delete a resource.
+    Delete(DeleteArgs),
+    /// Stream catalog changes.
+    Watch(WatchArgs),
+    /// Mint tokens and generate keys.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Explain a gateway's routing decision (needs a gateway admin endpoint).
+    Explain(ExplainArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Output {
+    /// A table.
+    #[default]
+    Table,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// `get` arguments.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Kind: clusters, exports, imports, trust-domains, bundle,
+    /// residency|traffic|access|export policies (e.g. `exportpolicies`).
+    pub kind: String,
+    /// Name (`ns/name` for exports and imports, trust domain for `bundle`).
+    pub name: Option<String>,
+    /// Cluster of the exports.
+    #[arg(short, long)]
+    pub cluster: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `delete` arguments.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kind (as for `get`).
+    pub kind: String,
+    /// Name (`ns/name` for exports).
+    pub name: String,
+    /// Cluster of the export.
+    #[arg(short, long)]
+    pub cluster: Option<String>,
+}
+
+/// `apply` arguments.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A YAML/JSON file (multi-document) or a directory of them; `-` for stdin.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Show what would change (a diff) without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `watch` arguments.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Resume after this revision instead of starting with a snapshot.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Print raw NDJSON lines instead of a summary.
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Stop after this many events (snapshot included).
+    #[arg(long)]
+    pub max_events: Option<usize>,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token signed with the server's key.
+    Mint(MintArgs),
+    /// Generate an ES256 key pair (private.pem, public.pem) into a directory.
+    Keygen {
+        /// Directory to write `private.pem` and `public.pem` into.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+    },
+}
+
+/// `token mint` arguments (shared with the server binary).
+#[derive(Debug, Args, Clone)]
+pub struct MintArgs {
+    /// ES256 PKCS#8 private key PEM, or the HS256 secret file.
+    #[arg(long, env = "CAUSEWAY_JWT_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// Algorithm of the key.
+    #[arg(long, value_enum, default_value = "es256")]
+    pub algorithm: Alg,
+    /// Scopes: `admin`, `read`, `cluster:<id>` (repeatable).
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// Lifetime, e.g. `1h`, `30m`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// Audience.
+    #[arg(long, default_value = crate::server::auth::DEFAULT_AUDIENCE)]
+    pub audience: String,
+    /// Issuer.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+}
+
+/// Key algorithms.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Alg {
+    /// ECDSA P-256.
+    Es256,
+    /// HMAC SHA-256.
+    Hs256,
+}
+
+/// `explain` arguments.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Host to explain, e.g. `cart.shop.svc.clusterset.local[:port]`.
+    pub host: String,
+    /// Request headers the decision may depend on, `name:value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Admin URL of the gateway that decides.
+    #[arg(
+        long,
+        env = "CAUSEWAY_GATEWAY_ADMIN",
+        default_value = "http://127.0.0.1:15000"
+    )]
+    pub gateway: String,
+    /// Output format (`table` prints JSON too).
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: Output,
+}

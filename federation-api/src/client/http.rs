@@ -1,0 +1,156 @@
+//! The HTTP transport of the client: plain HTTP/1.1 over hyper.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as Hyper;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::ClientError;
+use crate::server::error::Problem;
+
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// One HTTP endpoint with an optional bearer token.
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    base: String,
+    token: Option<String>,
+    hyper: Hyper<HttpConnector, Full<Bytes>>,
+}
+
+impl Transport {
+    pub(crate) fn new(server: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let base = server.trim_end_matches('/').to_owned();
+        let uri: Uri = base
+            .parse()
+            .map_err(|_| ClientError::InvalidServer(server.to_owned()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(ClientError::InvalidServer(format!(
+                    "{server}: https is not supported by this client yet; use http:// or a local TLS proxy"
+                )));
+            }
+            _ => {
+                return Err(ClientError::InvalidServer(format!(
+                    "{server}: expected http://host:port"
+                )));
+            }
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        let hyper = Hyper::builder(TokioExecutor::new()).build(connector);
+        Ok(Self { base, token, hyper })
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        extra: &[(header::HeaderName, String)],
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let uri = format!("{}{}", self.base, path);
+        let mut req = Request::builder().method(method).uri(&uri);
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (k, v) in extra {
+            let v =
+                HeaderValue::from_str(v).map_err(|_| ClientError::InvalidServer(uri.clone()))?;
+            req = req.header(k, v);
+        }
+        req.body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::InvalidServer(format!("{uri}: {e}")))
+    }
+
+    /// Sends a request and returns the whole response, whatever its status.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        extra: &[(header::HeaderName, String)],
+    ) -> Result<RawResponse, ClientError> {
+        let req = self.request(method, path, body, extra)?;
+        let resp = self
+            .hyper
+            .request(req)
+            .await
+            .map_err(|e| connect_error(&self.base, &e))?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| ClientError::Connect(format!("{}: reading response: {e}", self.base)))?
+            .to_bytes();
+        Ok(RawResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends a request and returns the streaming body on 2xx.
+    pub(crate) async fn stream(&self, path: &str) -> Result<hyper::body::Incoming, ClientError> {
+        let req = self.request(Method::GET, path, None, &[])?;
+        let resp = self
+            .hyper
+            .request(req)
+            .await
+            .map_err(|e| connect_error(&self.base, &e))?;
+        let (parts, body) = resp.into_parts();
+        if parts.status.is_success() {
+            return Ok(body);
+        }
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Err(api_error(parts.status, &bytes))
+    }
+}
+
+fn connect_error(base: &str, e: &hyper_util::client::legacy::Error) -> ClientError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    ClientError::Connect(format!("cannot reach {base}: {msg}"))
+}
+
+/// Turns a non-2xx response into an error carrying the problem document.
+pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<Problem>(body) {
+        Ok(p) => ClientError::Api(Box::new(p)),
+        Err(_) => ClientError::Api(Box::new(Problem {
+            type_uri: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail: Some(String::from_utf8_lossy(body).chars().take(500).collect()),
+            errors: Vec::new(),
+        })),
+    }
+}

@@ -1,0 +1,108 @@
+//! Watch streams on the client side: NDJSON over HTTP and the gRPC stream.
+
+use bytes::{Buf, BytesMut};
+use http_body_util::BodyExt;
+
+use super::ClientError;
+use crate::proto;
+use crate::server::watch::WatchLine;
+
+/// An open NDJSON watch; call [`NdjsonWatch::next`] until it returns `None`.
+#[derive(Debug)]
+pub struct NdjsonWatch {
+    body: hyper::body::Incoming,
+    buf: BytesMut,
+}
+
+impl NdjsonWatch {
+    pub(super) fn new(body: hyper::body::Incoming) -> Self {
+        Self {
+            body,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next line, `None` when the server closed the stream.
+    pub async fn next(&mut self) -> Option<Result<WatchLine, ClientError>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line = self.buf.split_to(i + 1);
+                let line = &line[..i];
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Some(
+                    serde_json::from_slice(line).map_err(|e| ClientError::Decode(e.to_string())),
+                );
+            }
+            match self.body.frame().await {
+                None => return None,
+                Some(Err(e)) => {
+                    return Some(Err(ClientError::Connect(format!(
+                        "watch stream broken: {e}"
+                    ))));
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(mut data) = frame.into_data() {
+                        while data.has_remaining() {
+                            let chunk = data.chunk();
+                            self.buf.extend_from_slice(chunk);
+                            let n = chunk.len();
+                            data.advance(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens the gRPC `Catalog/Watch` stream on `server` (`http://host:port`).
+pub async fn grpc_watch(
+    server: &str,
+    token: Option<&str>,
+    since: Option<u64>,
+) -> Result<tonic::Streaming<proto::WatchEvent>, ClientError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+        .map_err(|e| ClientError::InvalidServer(format!("{server}: {e}")))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| ClientError::Connect(format!("cannot reach {server}: {e}")))?;
+    let mut client = proto::catalog_client::CatalogClient::new(channel);
+    let mut req = tonic::Request::new(proto::WatchRequest {
+        since: since.map(|s| s as i64),
+    });
+    if let Some(t) = token {
+        let v = format!("Bearer {t}")
+            .parse()
+            .map_err(|_| ClientError::InvalidServer("token is not valid header text".into()))?;
+        req.metadata_mut().insert("authorization", v);
+    }
+    client
+        .watch(req)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(status_error)
+}
+
+/// Maps a gRPC status to a client error (OUT_OF_RANGE becomes a 410 problem).
+pub fn status_error(s: tonic::Status) -> ClientError {
+    use tonic::Code;
+    let status = match s.code() {
+        Code::Unavailable => return ClientError::Connect(s.message().to_owned()),
+        Code::OutOfRange => 410,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::InvalidArgument => 400,
+        Code::NotFound => 404,
+        _ => 500,
+    };
+    ClientError::Api(Box::new(crate::server::error::Problem {
+        type_uri: "about:blank".into(),
+        title: format!("{:?}", s.code()),
+        status,
+        detail: Some(s.message().to_owned()),
+        errors: Vec::new(),
+    }))
+}

@@ -1,0 +1,250 @@
+//! The federation API server: REST (axum) and the gRPC watch (tonic) on one
+//! port, JWT auth, problem+json errors, OpenAPI and Prometheus metrics.
+//!
+//! # REST
+//! Paths are those of DESIGN.md §3 (`/v1/openapi.json` describes them all).
+//! `PUT` creates (201) or replaces (200); responses carry
+//! `ETag: "<resourceVersion>"`; `If-Match: "<rev>"` (or `*`) and
+//! `If-None-Match: *` are preconditions (412 when they fail);
+//! `metadata.resourceVersion` in a body is compared too (409). The server
+//! sets `resourceVersion` and `createdAt` (kept on update) and computes
+//! `status` on read: `Cluster.status.{connected,lastHeartbeat}` from the
+//! heartbeat lease, `ServiceExport.status.{conditions,stale}` across every
+//! export of the service. ServiceImports are derived on read. Lists take
+//! `limit` (default 100, max 1000) and `continue`, and answer
+//! `{items, continue?, revision}`. Every rejection is an RFC 9457
+//! `application/problem+json` with `errors: [{field, message}]`.
+//!
+//! # Auth
+//! JWT bearer tokens, ES256 (public key verifies, private key mints) or
+//! HS256 (shared secret); the algorithm comes from the configured key. `exp`
+//! and `aud` (default `causeway`) are required, `iss` when configured,
+//! `nbf` checked when present. Scopes (`scopes` claim, an array): `admin`;
+//! `read` (every GET); `cluster:<id>` (read, plus writes of that cluster's
+//! record, heartbeat and exports, and of the bundle of its trust domain).
+//! `ExportPolicy` resources further restrict which clusters may export a
+//! namespace (403). Policies are written by admins only. Unauthenticated:
+//! `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` and
+//! `GET /v1/trust-domains/{td}/bundle` (bare SPIFFE bundle for SPIRE).
+//!
+//! # Heartbeats
+//! `POST /v1/clusters/{c}/heartbeat` renews (or grants) an etcd lease of
+//! `heartbeatTtl` (default 15 s) holding `<prefix>/heartbeats/<c>`, and
+//! records `<prefix>/lastseen/<c>`. A lapsed lease makes the cluster
+//! `connected: false` and its exports `stale: true`; exports are never
+//! deleted. With `staleAfter`, exports of a cluster silent for that long are
+//! left out of the derived imports.
+//!
+//! # Watch
+//! `GET /v1/watch[?since=REV]` (NDJSON) and gRPC
+//! `causeway.federation.v1.Catalog/Watch` (see `proto/`): a snapshot at R,
+//! then ordered events; derived ServiceImport events follow the export (or
+//! cluster connectivity) events they result from, with the same revision;
+//! idle NDJSON streams get `bookmark` lines every 30 s. A compacted `since`
+//! is 410 / `OUT_OF_RANGE`: relist.
+//!
+//! # Configuration
+//! `causeway-federation --config federation.yaml` (or `.json`), overridden by
+//! flags and `CAUSEWAY_*` variables (`--listen`, `--etcd a,b,c`,
+//! `--etcd-ca/--etcd-cert/--etcd-key`, `--data-dir`, `--jwt-public-key`,
+//! `--jwt-private-key`, `--jwt-secret-file`, `--jwt-audience`,
+//! `--jwt-issuer`, `--heartbeat-ttl`, `--stale-after`). The default listen
+//! address is `127.0.0.1:8080` (loopback: a dev server is never exposed by
+//! accident; containers set `0.0.0.0:8080`). Without `--etcd` the embedded
+//! store is used. `causeway-federation token --key-file K --scope admin
+//! --ttl 1h` mints a bootstrap token.
+//!
+//! ```yaml
+//! listen: 0.0.0.0:8080
+//! store:
+//!   etcd: [https://etcd-0:2379, https://etcd-1:2379, https://etcd-2:2379]
+//!   etcdCa: /etc/causeway/etcd-ca.pem
+//! jwt:
+//!   algorithm: ES256
+//!   publicKeyFile: /etc/causeway/jwt-public.pem
+//!   audience: causeway
+//! heartbeatTtl: 15s
+//! staleAfter: 5m
+//! ```
+//!
+//! # Metrics (`/metrics`, prefix `causeway_federation_`)
+//! `http_requests_total{route,method,status}`,
+//! `http_request_duration_seconds{route,method}`, `watch_streams{protocol}`,
+//! `store_operation_duration_seconds{op}`, `store_errors_total{op}`.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use causeway_federation::server::{Server, ServerConfig};
+//! let config = ServerConfig { danger_disable_auth: true, ..ServerConfig::default() };
+//! let server = Server::from_config(config).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! server.serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+mod catalog;
+pub mod config;
+pub mod error;
+mod extract;
+mod grpc;
+mod http_metrics;
+pub mod metrics;
+mod routes;
+mod run;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+pub use self::auth::{JwtConfig, JwtKeys, Principal, Scope};
+pub use self::catalog::{Catalog, HeartbeatAck, Listed, Liveness, Stored};
+pub use self::config::{ServerConfig, StoreConfig};
+pub use self::error::{ApiError, FieldError, Problem};
+use self::extract::BodyLimit;
+pub use self::extract::{Preconditions, etag};
+pub use self::metrics::Metrics;
+pub use self::run::{ServerArgs, main as server_main, open_store};
+use crate::store::Store;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Keys could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The store could not be opened.
+    #[error("cannot open store: {0}")]
+    Store(String),
+    /// Serving failed.
+    #[error("server i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Authn {
+    /// Every request is an admin (`dangerDisableAuth`).
+    Disabled,
+    /// JWT bearer tokens verified with these keys.
+    Jwt(JwtKeys),
+}
+
+pub(crate) struct Inner {
+    pub(crate) catalog: Catalog,
+    pub(crate) authn: Authn,
+    pub(crate) config: ServerConfig,
+    pub(crate) metrics: Metrics,
+    pub(crate) registry: Registry,
+}
+
+/// The shared state of every handler.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(s: &AppState) -> Self {
+        BodyLimit(s.0.config.max_body_bytes)
+    }
+}
+
+/// A built server, ready to serve on a listener.
+#[derive(Debug, Clone)]
+pub struct Server {
+    state: AppState,
+}
+
+impl Server {
+    /// Builds a server over an open store.
+    pub fn new(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        authn: Authn,
+    ) -> Result<Self, ServerError> {
+        config.validate()?;
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let catalog = Catalog::new(store, &config, metrics.clone());
+        Ok(Self {
+            state: AppState(Arc::new(Inner {
+                catalog,
+                authn,
+                config,
+                metrics,
+                registry,
+            })),
+        })
+    }
+
+    /// Opens the configured store and loads the configured keys.
+    pub async fn from_config(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        let store = open_store(&config.store).await?;
+        let authn = if config.danger_disable_auth {
+            tracing::warn!(
+                "authentication is disabled (dangerDisableAuth): every request is admin"
+            );
+            Authn::Disabled
+        } else {
+            let keys = JwtKeys::load(&config.jwt)?;
+            if !keys.can_verify() {
+                return Err(ServerError::Config(config::ConfigError::Invalid(
+                    "no JWT verification key configured (jwt.publicKeyFile or jwt.secretFile); \
+                     set dangerDisableAuth for a local experiment"
+                        .into(),
+                )));
+            }
+            Authn::Jwt(keys)
+        };
+        Self::new(config, store, authn)
+    }
+
+    /// The catalog facade (for embedding and tests).
+    pub fn catalog(&self) -> &Catalog {
+        &self.state.0.catalog
+    }
+
+    /// The axum router serving REST and gRPC.
+    pub fn router(&self) -> Router {
+        routes::router(self.state.clone())
+    }
+
+    /// The OpenAPI document.
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        routes::openapi()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests
+    /// (watch streams end at shutdown).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, "serving federation api");
+        let stop = self.state.0.catalog.shutdown_token();
+        let app = self.router();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stop.cancel();
+            })
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! `/v1/clusters`: cluster records and heartbeats.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::{Caller, ListParams, decode_body, page, parse_param, put_response, same, with_etag};
+use crate::model::{Cluster, ClusterId, Resource};
+use crate::server::AppState;
+use crate::server::catalog::HeartbeatAck;
+use crate::server::error::{ApiError, Problem};
+use crate::server::extract::{Preconditions, StrictJson};
+
+/// List clusters.
+#[utoipa::path(get, path = "/v1/clusters", tag = "clusters",
+    params(("limit" = Option<usize>, Query, description = "Page size"),
+           ("continue" = Option<String>, Query, description = "Token of the next page")),
+    responses((status = 200, description = "A page of clusters (`items`, `continue`, `revision`)"),
+              (status = 401, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn list_clusters(
+    State(s): State<AppState>,
+    caller: Caller,
+    q: RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require_read()?;
+    let cat = &s.0.catalog;
+    let prefix = cat.keys().clusters();
+    let p = ListParams::parse(&s, &q, &prefix)?;
+    let listed = cat.list(&prefix, p.limit, p.after).await?;
+    let live = cat.liveness().await?;
+    let items: Vec<Resource> = listed
+        .items
+        .iter()
+        .map(|st| {
+            let mut r = st.resource.clone();
+            if let Resource::Cluster(c) = &mut r {
+                c.status = Some(live.status_of(c.id()));
+            }
+            r
+        })
+        .collect();
+    Ok(page(&listed, items))
+}
+
+/// Get a cluster, with its connectivity status.
+#[utoipa::path(get, path = "/v1/clusters/{cluster}", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id")),
+    responses((status = 200, body = Cluster), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn get_cluster(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(cluster): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_read()?;
+    let id: ClusterId = parse_param("cluster", &cluster)?;
+    let cat = &s.0.catalog;
+    let stored = cat
+        .get(&cat.keys().cluster(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("cluster {id}")))?;
+    let live = cat.liveness().await?;
+    let mut r = stored.resource;
+    if let Resource::Cluster(c) = &mut r {
+        c.status = Some(live.status_of(&id));
+    }
+    Ok(with_etag(StatusCode::OK, &r, stored.revision))
+}
+
+/// Create or replace a cluster. `If-Match: "<rev>"` / `If-None-Match: *`.
+#[utoipa::path(put, path = "/v1/clusters/{cluster}", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id"),
+           ("If-Match" = Option<String>, Header, description = "Expected resourceVersion, quoted"),
+           ("If-None-Match" = Option<String>, Header, description = "`*` to create only")),
+    request_body = Cluster,
+    responses((status = 200, body = Cluster, description = "Replaced"), (status = 201, body = Cluster, description = "Created"),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 412, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn put_cluster(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(cluster): Path<String>,
+    pre: Preconditions,
+    StrictJson(body): StrictJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let id: ClusterId = parse_param("cluster", &cluster)?;
+    caller.require_cluster(&id)?;
+    let c: Cluster = decode_body(body)?;
+    same("metadata.name", c.id(), &id)?;
+    let cat = &s.0.catalog;
+    let (stored, created) = cat
+        .write(&cat.keys().cluster(&id), Resource::Cluster(c), pre)
+        .await?;
+    let live = cat.liveness().await?;
+    let mut r = stored.resource.clone();
+    if let Resource::Cluster(c) = &mut r {
+        c.status = Some(live.status_of(&id));
+    }
+    Ok(put_response(&stored, created, &r))
+}
+
+/// Delete a cluster record (its exports stay until deleted).
+#[utoipa::path(delete, path = "/v1/clusters/{cluster}", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id"),
+           ("If-Match" = Option<String>, Header, description = "Expected resourceVersion, quoted")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 412, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn delete_cluster(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(cluster): Path<String>,
+    pre: Preconditions,
+) -> Result<Response, ApiError> {
+    let id: ClusterId = parse_param("cluster", &cluster)?;
+    caller.require_cluster(&id)?;
+    let cat = &s.0.catalog;
+    cat.delete(&cat.keys().cluster(&id), &format!("cluster {id}"), pre)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Record a heartbeat: keeps the cluster's lease alive.
+#[utoipa::path(post, path = "/v1/clusters/{cluster}/heartbeat", tag = "clusters",
+    params(("cluster" = String, Path, description = "Cluster id")),
+    responses((status = 200, body = HeartbeatAck), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn heartbeat(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(cluster): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: ClusterId = parse_param("cluster", &cluster)?;
+    caller.require_cluster(&id)?;
+    let cat = &s.0.catalog;
+    if cat.get_raw(&cat.keys().cluster(&id)).await?.is_none() {
+        return Err(ApiError::not_found(format!("cluster {id}"))
+            .with_field("cluster", "register the cluster first"));
+    }
+    Ok(axum::Json(cat.heartbeat(&id).await?).into_response())
+}
