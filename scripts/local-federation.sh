@@ -1,6 +1,79 @@
 #!/usr/bin/env bash
-# Starts a local Causeway federation on this machine.
+# Starts a local Causeway federation on this machine: the federation API
+# (embedded store; --etcd URL for a real etcd), three gateways as separate
+# processes in two jurisdictions with sample services, a little traffic, and
+# a live view refreshed every two seconds. Ctrl-C stops everything.
+#
+# A thin entry point: installs/checks the toolchain (scripts/setup.sh), builds
+# the binaries (cargo shows its progress) and runs `causeway-local`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "causeway: the local federation is not built yet; see README.md#status" >&2
-exit 1
+
+usage() {
+  cat <<'EOF'
+Usage: ./scripts/local-federation.sh [OPTIONS]
+
+Starts a local Causeway federation and shows it routing:
+  - the federation API (REST + gRPC watch) over the embedded store, or a real
+    etcd with --etcd
+  - three clusters, each a causeway-gateway process on its own loopback
+    address with its own trust domain, and echo backends:
+      eu-west-1     region eu-west     jurisdictions eu
+      eu-central-1  region eu-central  jurisdictions eu, de
+      us-east-1     region us-east     jurisdictions us
+  - residency policies: payments/* is served only in the EU (payments/audit,
+    exported only in the US, is therefore always denied); shop/profile
+    requests with `x-data-region: eu` too
+  - sample traffic between the clusters
+  - a live view: clusters, which cluster serves each caller and why (from
+    each gateway's /debug/route), residency denials, request rates; plus the
+    REST API URL, every gateway's metrics and /debug/route URLs, and
+    causewayctl / curl lines to try.
+
+Options:
+  --etcd URL[,URL]  use this etcd instead of the embedded store
+  --dir DIR         keep state and logs in DIR (default: a temp dir removed at exit)
+  --no-traffic      do not drive sample traffic
+  --refresh SECS    seconds between refreshes of the live view (default 2)
+  --duration SECS   stop after SECS seconds (default: until Ctrl-C)
+  --once            print one view and exit
+  -h, --help        this help
+
+Ctrl-C stops every process it started (gateways, API, backends).
+
+Status: the gateways' cluster-agent duties (register, heartbeat, publish the
+bundle, follow the watch, persist the catalog) are performed for each
+gateway by causeway-local itself until causeway-gateway starts its own agent
+from its configuration; the gateways then load the catalog and federated
+bundles it writes.
+
+Needs: a Rust toolchain, cmake, protoc and a C compiler (scripts/setup.sh
+installs them on Debian when run as root). etcd is needed only with --etcd.
+EOF
+}
+
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+  esac
+done
+
+if ! bash scripts/setup.sh; then
+  # As a non-root user setup.sh only reports what is missing. The local
+  # federation needs the build tools; etcd only for --etcd.
+  for tool in cargo cmake protoc cc; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      echo "causeway: '$tool' is required to build; see the apt-get line above" >&2
+      exit 1
+    fi
+  done
+  echo "causeway: continuing without the optional tools listed above" >&2
+fi
+
+echo "==> building causeway-federation, causeway-gateway, causeway-local" >&2
+cargo build -p causeway-federation -p causeway-gateway -p causeway-e2e --bins
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+export CAUSEWAY_BIN_DIR="$PWD/$target_dir/debug"
+case "$target_dir" in /*) export CAUSEWAY_BIN_DIR="$target_dir/debug" ;; esac
+exec "$CAUSEWAY_BIN_DIR/causeway-local" "$@"

@@ -1,2 +1,29 @@
 //! The Causeway east-west gateway: egress and mTLS ingress listeners on
 //! Pingora, the routing engine and the cluster agent.
+
+pub mod resilience;
+pub mod routing;
+
+// --- agent (owned by the agent engineer) ---
+pub mod agent;
+// --- end agent ---
+
+// --- proxy (owned by the proxy engineer) ---
+pub mod admin;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod headers;
+pub mod health;
+pub mod identity;
+mod listener;
+pub mod metrics;
+pub mod proxy;
+pub mod state;
+pub mod tcp;
+pub mod trace;
+pub mod upstream;
+
+pub use gateway::{Gateway, StartError};
+// --- end proxy ---

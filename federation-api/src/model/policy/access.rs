@@ -43,7 +43,10 @@ pub struct AccessRule {
     /// Caller SPIFFE IDs (exact).
     #[serde(default, rename = "spiffeIds")]
     pub spiffe_ids: Vec<String>,
-    /// Request path prefixes (HTTP only).
+    /// Request path prefixes (HTTP only), matched on a segment boundary
+    /// (`/api` matches `/api` and `/api/x`, not `/apix`); a request path that
+    /// is not in normal form (dot segments, `//`, a backslash, percent-encoded
+    /// `/`, `.` or `\`) never matches a path rule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
     /// Request methods (HTTP only, case-insensitive).
@@ -66,6 +69,27 @@ pub struct Caller<'a> {
     pub method: Option<&'a str>,
 }
 
+/// Whether `path` lies under the path prefix `prefix` on a segment boundary
+/// and is in normal form, so that no backend can resolve it to a place the
+/// rule does not cover (SECURITY-FINDINGS.md F4).
+fn path_matches(prefix: &str, path: &str) -> bool {
+    is_normal_path(path)
+        && path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'))
+}
+
+fn is_normal_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.starts_with('/')
+        && !path.contains('\\')
+        && !path.contains("//")
+        && !path.split('/').any(|s| s == "." || s == "..")
+        && !["%2f", "%2e", "%5c", "%00"]
+            .iter()
+            .any(|e| lower.contains(e))
+}
+
 impl AccessRule {
     /// Whether the rule allows the caller.
     pub fn matches(&self, caller: &Caller<'_>) -> bool {
@@ -82,7 +106,7 @@ impl AccessRule {
             && (self.paths.is_empty()
                 || caller
                     .path
-                    .is_some_and(|p| self.paths.iter().any(|x| p.starts_with(x.as_str()))))
+                    .is_some_and(|p| self.paths.iter().any(|x| path_matches(x, p))))
             && (self.methods.is_empty()
                 || caller
                     .method

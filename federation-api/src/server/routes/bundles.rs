@@ -150,6 +150,17 @@ pub(super) async fn put_bundle(
     }
     let key = cat.keys().bundle(&td);
     let current = cat.get(&key).await?;
+    // A member may replace only a bundle it owns (SECURITY-FINDINGS.md F1).
+    if !caller.0.is_admin()
+        && let Some(cur) = &current
+        && let Resource::TrustBundle(old) = &cur.resource
+        && !owners.contains(&old.spec.owner_cluster)
+    {
+        return Err(ApiError::forbidden(format!(
+            "the bundle of {td} is owned by cluster {:?}",
+            old.spec.owner_cluster.as_str()
+        )));
+    }
     // Compare-and-swap on what the sequence was checked against.
     let pre = match (pre, &current) {
         (Preconditions::None, Some(cur)) => Preconditions::Revision(cur.revision),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::{Caller, ListParams, decode_body, page, parse_param, put_response, same, with_etag};
 use crate::model::{Cluster, ClusterId, Resource};
 use crate::server::AppState;
-use crate::server::catalog::HeartbeatAck;
+use crate::server::catalog::{Catalog, HeartbeatAck};
 use crate::server::error::{ApiError, Problem};
 use crate::server::extract::{Preconditions, StrictJson};
 
@@ -92,6 +92,9 @@ pub(super) async fn put_cluster(
     let c: Cluster = decode_body(body)?;
     same("metadata.name", c.id(), &id)?;
     let cat = &s.0.catalog;
+    if !caller.0.is_admin() {
+        claim_trust_domain(cat, &c).await?;
+    }
     let (stored, created) = cat
         .write(&cat.keys().cluster(&id), Resource::Cluster(c), pre)
         .await?;
@@ -101,6 +104,35 @@ pub(super) async fn put_cluster(
         c.status = Some(live.status_of(&id));
     }
     Ok(put_response(&stored, created, &r))
+}
+
+/// A member cluster may keep the trust domain its record already has, but
+/// may not claim one that another registered cluster uses: whoever names a
+/// trust domain in its record may publish that domain's bundle, so a claim
+/// would let it mint identities of the other cluster (SECURITY-FINDINGS.md
+/// F1). Admins may set up trust domains shared by several clusters.
+async fn claim_trust_domain(cat: &Catalog, c: &Cluster) -> Result<(), ApiError> {
+    let td = &c.spec.trust_domain;
+    if let Some(stored) = cat.get(&cat.keys().cluster(c.id())).await?
+        && let Resource::Cluster(old) = stored.resource
+        && &old.spec.trust_domain == td
+    {
+        return Ok(());
+    }
+    for other in cat.list_all(&cat.keys().clusters()).await? {
+        if let Resource::Cluster(o) = other.resource
+            && o.id() != c.id()
+            && &o.spec.trust_domain == td
+        {
+            return Err(ApiError::forbidden(format!(
+                "trust domain {:?} belongs to cluster {:?}; only an admin may share it",
+                td.as_str(),
+                o.id().as_str()
+            ))
+            .with_field("spec.trustDomain", "trust domain of another cluster"));
+        }
+    }
+    Ok(())
 }
 
 /// Delete a cluster record (its exports stay until deleted).

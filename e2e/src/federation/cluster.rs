@@ -1,0 +1,181 @@
+//! One cluster: its definition (locality, services) and its running parts.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use causeway_federation::model::{Cluster, ClusterSpec, GatewaySpec};
+use causeway_gateway::config::GatewayConfig;
+
+use super::Timings;
+use crate::agent::Agent;
+use crate::echo::EchoServer;
+use crate::gateway::GatewayProcess;
+
+/// A service a cluster runs (an echo backend) and, usually, exports.
+#[derive(Debug, Clone)]
+pub struct ServiceDef {
+    /// `namespace/name`.
+    pub service: String,
+    /// Whether the cluster exports it.
+    pub export: bool,
+    /// The export's relative weight.
+    pub weight: u32,
+}
+
+/// What a cluster is: id, locality, residency labels, services.
+#[derive(Debug, Clone)]
+pub struct ClusterDef {
+    /// Cluster id, e.g. `eu-west-1`.
+    pub id: String,
+    /// Region, e.g. `eu-west`.
+    pub region: String,
+    /// Zone, e.g. `eu-west-1a`.
+    pub zone: String,
+    /// Residency labels, e.g. `["eu"]`.
+    pub jurisdictions: Vec<String>,
+    /// Services with a local echo backend.
+    pub services: Vec<ServiceDef>,
+    /// Lifetime of the gateway's X.509-SVID (rotated at half-life).
+    pub svid_ttl: Option<Duration>,
+    /// Imported TCP services (`namespace/name`) given a local egress port each.
+    pub tcp_imports: Vec<String>,
+}
+
+impl ClusterDef {
+    /// A cluster without services.
+    pub fn new(id: &str, region: &str, zone: &str, jurisdictions: &[&str]) -> Self {
+        Self {
+            id: id.to_owned(),
+            region: region.to_owned(),
+            zone: zone.to_owned(),
+            jurisdictions: jurisdictions.iter().map(|s| (*s).to_owned()).collect(),
+            services: Vec::new(),
+            svid_ttl: None,
+            tcp_imports: Vec::new(),
+        }
+    }
+
+    /// Runs and exports `service` (`namespace/name`) with weight 100.
+    pub fn service(self, service: &str) -> Self {
+        self.weighted_service(service, 100)
+    }
+
+    /// Runs and exports `service` with `weight`.
+    pub fn weighted_service(mut self, service: &str, weight: u32) -> Self {
+        self.services.push(ServiceDef {
+            service: service.to_owned(),
+            export: true,
+            weight,
+        });
+        self
+    }
+
+    /// Gives callers in this cluster a TCP egress port for `service` (port 8080).
+    pub fn tcp_import(mut self, service: &str) -> Self {
+        self.tcp_imports.push(service.to_owned());
+        self
+    }
+
+    /// Gives the gateway SVIDs that live `ttl` (rotation every `ttl / 2`).
+    pub fn svid_ttl(mut self, ttl: Duration) -> Self {
+        self.svid_ttl = Some(ttl);
+        self
+    }
+
+    /// The trust domain: `<id>.causeway.test`.
+    pub fn trust_domain(&self) -> String {
+        format!("{}.causeway.test", self.id)
+    }
+
+    /// The cluster resource, with the gateway's east-west endpoint.
+    pub fn resource(&self, ingress: SocketAddr) -> anyhow::Result<Cluster> {
+        Ok(Cluster::new(
+            self.id.parse()?,
+            ClusterSpec {
+                cloud: "local".into(),
+                region: self.region.clone(),
+                zone: self.zone.clone(),
+                jurisdictions: self.jurisdictions.clone(),
+                labels: BTreeMap::new(),
+                gateway: GatewaySpec {
+                    endpoints: vec![ingress.to_string().parse()?],
+                },
+                trust_domain: self.trust_domain().parse()?,
+            },
+        ))
+    }
+
+    /// The gateway configuration (catalog and bundles are added by the harness).
+    pub fn gateway_config(
+        &self,
+        egress: SocketAddr,
+        ingress: SocketAddr,
+        admin: SocketAddr,
+        dir: &Path,
+        t: &Timings,
+    ) -> GatewayConfig {
+        let mut c = GatewayConfig::default();
+        c.cluster.id = self.id.clone();
+        c.cluster.region = self.region.clone();
+        c.cluster.zone = self.zone.clone();
+        c.cluster.jurisdictions = self.jurisdictions.clone();
+        c.cluster.trust_domain = self.trust_domain();
+        c.listeners.egress = egress;
+        c.listeners.ingress = ingress;
+        c.listeners.admin = admin;
+        c.identity.authority_dir = Some(dir.join("ca"));
+        if let Some(ttl) = self.svid_ttl {
+            c.identity.svid_ttl = ttl;
+        }
+        c.federation.reload_interval = t.reload_interval;
+        c.upstream.connect_timeout = t.connect_timeout;
+        c.upstream.request_timeout = Duration::from_secs(5);
+        c.upstream.probe_interval = t.probe_interval;
+        c.observability.access_log = true;
+        c.observability.log_level = "warn".into();
+        c.threads = 1;
+        c
+    }
+}
+
+/// A running cluster.
+#[derive(Debug)]
+pub struct ClusterHandle {
+    /// Its definition.
+    pub def: ClusterDef,
+    /// Its loopback address.
+    pub ip: IpAddr,
+    /// Its gateway process.
+    pub gateway: GatewayProcess,
+    /// Its agent.
+    pub agent: Agent,
+    /// Echo backends by `namespace/name`.
+    pub backends: BTreeMap<String, EchoServer>,
+}
+
+impl ClusterHandle {
+    /// The local TCP egress port of an imported TCP service.
+    pub fn tcp_egress(&self, service: &str) -> Option<SocketAddr> {
+        self.gateway
+            .config
+            .tcp
+            .iter()
+            .find(|t| t.service == service)
+            .map(|t| t.listen)
+    }
+
+    /// The egress address callers in this cluster use.
+    pub fn egress(&self) -> SocketAddr {
+        self.gateway.egress()
+    }
+}
+
+impl Drop for ClusterHandle {
+    fn drop(&mut self) {
+        for b in self.backends.values() {
+            b.abort();
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Scenario 7: a cluster disappears and comes back.
+
+use std::time::{Duration, Instant};
+
+use causeway_e2e::federation::host;
+use causeway_e2e::traffic::Traffic;
+use causeway_e2e::{ClusterDef, Federation, Store};
+
+/// Callers must have failed over (and come back) within this window: a few
+/// probe intervals (300 ms) plus connect timeouts.
+const WINDOW: Duration = Duration::from_secs(3);
+
+/// 7. Stop cluster A's gateway: callers that preferred A fail over to C
+/// within the probe/outlier window, and come back after A heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s07_partitioned_cluster_fails_over_and_heals() -> anyhow::Result<()> {
+    let mut fed = Federation::builder()
+        .store(Store::Embedded)
+        .cluster(
+            ClusterDef::new("eu-west-1", "eu-west", "eu-west-1a", &["eu"]).service("shop/cart"),
+        )
+        .cluster(ClusterDef::new(
+            "eu-west-2",
+            "eu-west",
+            "eu-west-2b",
+            &["eu"],
+        ))
+        .cluster(
+            ClusterDef::new("us-east-1", "us-east", "us-east-1a", &["us"]).service("shop/cart"),
+        )
+        .start()
+        .await?;
+    let cart = host("shop/cart");
+    let traffic = Traffic::start(
+        fed.cluster("eu-west-2")?.egress(),
+        &cart,
+        &[],
+        Duration::from_millis(5),
+    );
+    traffic.wait_for(30, Duration::from_secs(30)).await?;
+    let before = traffic.tally();
+    assert_eq!(
+        before.served_by("eu-west-1"),
+        before.total,
+        "same region first: {before:?}"
+    );
+
+    fed.cluster_mut("eu-west-1")?.gateway.stop();
+    tokio::time::sleep(WINDOW).await;
+    let at_window = traffic.tally();
+    traffic.wait_for(100, Duration::from_secs(30)).await?;
+    let after = traffic.tally();
+    let served_c = after.served_by("us-east-1") - at_window.served_by("us-east-1");
+    assert_eq!(
+        after.failed, at_window.failed,
+        "no failures after the window: {after:?}"
+    );
+    assert_eq!(
+        served_c,
+        after.total - at_window.total,
+        "failed over to us-east-1: {after:?}"
+    );
+    let failover_failures = at_window.failed;
+
+    fed.cluster_mut("eu-west-1")?.gateway.start().await?;
+    let healed = Instant::now();
+    crate::support::until_served_by(&traffic, "eu-west-1", WINDOW).await?;
+    let back_after = healed.elapsed();
+    let t = traffic.stop().await;
+    eprintln!(
+        "partition: {failover_failures} failed requests while failing over ({} requests in the {WINDOW:?} after the stop); back to eu-west-1 {back_after:?} after restart; totals {:?}",
+        at_window.total - before.total,
+        t.by_outcome
+    );
+    Ok(())
+}

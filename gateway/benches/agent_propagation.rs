@@ -1,0 +1,229 @@
+//! Catalog propagation benchmark (not a test): time from an export change
+//! accepted by the federation API (PUT returned) to the routing change
+//! installed by every simulated gateway (agent follower + `CatalogState`
+//! build), with N watchers (one per cluster) and 100 services per cluster,
+//! on a real etcd.
+//!
+//! `cargo build --release --bench agent_propagation` then run the binary
+//! (args: watcher counts, default `10 50 100`; env `CHANGES`, default 20).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use causeway_federation::client::{Client, Precondition};
+use causeway_federation::model::{CatalogSnapshot, Cluster, ServiceExport};
+use causeway_federation::server::{Authn, Server, ServerConfig, StoreConfig, open_store};
+use causeway_federation::testing::EtcdProcess;
+use causeway_gateway::agent::AgentMetrics;
+use causeway_gateway::agent::backoff::Backoff;
+use causeway_gateway::agent::sync::{CatalogSink, Follower, FollowerConfig};
+use causeway_gateway::catalog::CatalogState;
+use causeway_gateway::config::ClusterConfig;
+use futures::StreamExt as _;
+use serde_json::json;
+
+const SERVICES: usize = 100;
+
+/// Builds the routing state like a gateway and records when the probe
+/// export with a given weight was first seen.
+struct Sim {
+    local: ClusterConfig,
+    seen: Mutex<Vec<(u32, Instant)>>,
+    last: Mutex<u32>,
+}
+
+impl CatalogSink for Sim {
+    fn install(&self, snapshot: Arc<CatalogSnapshot>) {
+        let weight = snapshot
+            .exports
+            .iter()
+            .find(|(k, _)| k.to_string() == "bench/probe/c-0")
+            .map(|(_, e)| e.spec.weight);
+        let state = CatalogState::build((*snapshot).clone(), &self.local);
+        std::hint::black_box(&state);
+        if let Some(w) = weight {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if w != *last {
+                *last = w;
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((w, Instant::now()));
+            }
+        }
+    }
+}
+
+fn cluster(i: usize) -> Cluster {
+    serde_json::from_value(json!({
+        "apiVersion": "causeway.dev/v1", "kind": "Cluster",
+        "metadata": {"name": format!("c-{i}")},
+        "spec": {"region": format!("r{}", i % 5), "zone": format!("z{i}"), "jurisdictions": ["eu"],
+                 "gateway": {"endpoints": [format!("10.0.{}.{}:15443", i / 250, i % 250)]},
+                 "trustDomain": format!("c{i}.bench")}
+    }))
+    .expect("cluster")
+}
+
+fn export(cluster: usize, ns: &str, name: &str, weight: u32) -> ServiceExport {
+    serde_json::from_value(json!({
+        "apiVersion": "causeway.dev/v1", "kind": "ServiceExport",
+        "metadata": {"name": name, "namespace": ns, "cluster": format!("c-{cluster}")},
+        "spec": {"ports": [{"name": "http", "port": 8080}], "weight": weight,
+                 "endpoints": [{"zone": format!("z{cluster}"), "ready": 3}]}
+    }))
+    .expect("export")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn run(etcd: &EtcdProcess, watchers: usize, changes: u32) -> anyhow::Result<()> {
+    let mut config = ServerConfig {
+        danger_disable_auth: true,
+        ..ServerConfig::default()
+    };
+    config.store.prefix = Some(format!("/bench-{watchers}"));
+    let store = open_store(&StoreConfig {
+        etcd: etcd.endpoints(),
+        ..StoreConfig::default()
+    })
+    .await?;
+    let server = Server::new(config, store, Authn::Disabled)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let client = Client::new(&base, None)?;
+    let started = Instant::now();
+    for i in 0..watchers {
+        client.put_cluster(&cluster(i), Precondition::None).await?;
+    }
+    let puts = (0..watchers).flat_map(|c| (0..SERVICES).map(move |s| (c, s)));
+    futures::stream::iter(puts)
+        .map(|(c, s)| {
+            let client = client.clone();
+            async move {
+                client
+                    .put_export(
+                        &export(c, "bench", &format!("svc-{s}"), 100),
+                        Precondition::None,
+                    )
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                eprintln!("put failed: {e}");
+            }
+        })
+        .await;
+    client
+        .put_export(&export(0, "bench", "probe", 1), Precondition::None)
+        .await?;
+    eprintln!(
+        "watchers={watchers}: {} exports loaded in {:.1}s",
+        watchers * SERVICES + 1,
+        started.elapsed().as_secs_f64()
+    );
+
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut sims = Vec::new();
+    for i in 0..watchers {
+        let sim = Arc::new(Sim {
+            local: ClusterConfig {
+                id: format!("c-{i}"),
+                region: format!("r{}", i % 5),
+                zone: format!("z{i}"),
+                jurisdictions: vec!["eu".into()],
+                trust_domain: format!("c{i}.bench"),
+            },
+            seen: Mutex::new(Vec::new()),
+            last: Mutex::new(0),
+        });
+        let follower = Follower::new(
+            FollowerConfig {
+                endpoint: base.clone(),
+                token: None,
+                snapshot_file: None,
+                backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            },
+            sim.clone(),
+            AgentMetrics::unregistered(),
+        );
+        tokio::spawn(follower.run(rx.clone()));
+        sims.push(sim);
+    }
+    let all_at = |w: u32, sims: &[Arc<Sim>]| {
+        sims.iter()
+            .all(|s| *s.last.lock().unwrap_or_else(|p| p.into_inner()) == w)
+    };
+    while !all_at(1, &sims) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut samples = Vec::new();
+    for k in 0..changes {
+        let w = k + 2;
+        client
+            .put_export(&export(0, "bench", "probe", w), Precondition::None)
+            .await?;
+        let accepted = Instant::now();
+        let deadline = accepted + Duration::from_secs(30);
+        while !all_at(w, &sims) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for s in &sims {
+            let seen = s.seen.lock().unwrap_or_else(|p| p.into_inner());
+            match seen.iter().find(|(x, _)| *x == w) {
+                Some((_, t)) => samples.push(t.saturating_duration_since(accepted)),
+                None => samples.push(Duration::from_secs(30)),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    samples.sort();
+    println!(
+        "watchers={watchers} services/cluster={SERVICES} changes={changes} samples={} p50={:.1}ms p90={:.1}ms p99={:.1}ms max={:.1}ms",
+        samples.len(),
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.9).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        samples.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    let _ = stop.send(true);
+    let _ = stop_api.send(());
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10, 50, 100]
+    } else {
+        sizes
+    };
+    let changes: u32 = std::env::var("CHANGES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let etcd = EtcdProcess::start().await?;
+        for n in sizes {
+            run(&etcd, n, changes).await?;
+        }
+        Ok(())
+    })
+}

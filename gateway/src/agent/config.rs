@@ -1,0 +1,102 @@
+//! Configuration of the cluster agent (the `agent:` section of the gateway
+//! configuration file).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The cluster agent: registration, heartbeat, trust bundles, catalog sync
+/// and local service discovery. Off unless `endpoint` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentConfig {
+    /// Base URL of the federation API, e.g. `http://causeway-federation:8080`.
+    /// Unset: the agent does not run.
+    pub endpoint: Option<String>,
+    /// File holding the bearer token (scope `cluster:<id>`); re-read on every start.
+    pub token_file: Option<PathBuf>,
+    /// Cloud or site kind recorded in the cluster record (`aws`, `gcp`, `azure`, `vm`, ...).
+    pub cloud: String,
+    /// Free-form locality labels of the cluster record.
+    pub labels: BTreeMap<String, String>,
+    /// `host:port` addresses of this gateway's east-west listener as peers reach it
+    /// (e.g. the cloud load balancer).
+    pub gateway_endpoints: Vec<String>,
+    /// Where the last applied catalog is persisted; at start, when the API is
+    /// unreachable, the gateway serves from it.
+    pub snapshot_file: Option<PathBuf>,
+    /// Interval of `POST /v1/clusters/{id}/heartbeat` (well below the server's lease TTL).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Interval of CA rotation checks (`Authority::tick`) and bundle publication.
+    #[serde(with = "humantime_serde")]
+    pub bundle_interval: Duration,
+    /// First reconnect back-off ceiling (full jitter, doubling).
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Largest reconnect back-off ceiling.
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
+    /// Static discovery file (VMs, legacy sites): services, ports and local endpoints.
+    pub static_file: Option<PathBuf>,
+    /// How often the static file's mtime and hash are checked.
+    #[serde(with = "humantime_serde")]
+    pub static_poll_interval: Duration,
+    /// The Kubernetes MCS controllers.
+    pub kubernetes: KubernetesConfig,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            token_file: None,
+            cloud: String::new(),
+            labels: BTreeMap::new(),
+            gateway_endpoints: Vec::new(),
+            snapshot_file: None,
+            heartbeat_interval: Duration::from_secs(5),
+            bundle_interval: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(30),
+            static_file: None,
+            static_poll_interval: Duration::from_millis(500),
+            kubernetes: KubernetesConfig::default(),
+        }
+    }
+}
+
+/// The Kubernetes side of the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesConfig {
+    /// Run the `ServiceExport` and `ServiceImport` controllers (in-cluster
+    /// credentials or `KUBECONFIG`).
+    pub enabled: bool,
+    /// Pod IPs (or service address) of this gateway's egress listener; the
+    /// EndpointSlices of every `ServiceImport` point at them. Empty: the
+    /// `POD_IP` environment variable (Kubernetes downward API).
+    pub egress_addresses: Vec<IpAddr>,
+    /// Port of the egress listener, written into the import EndpointSlices.
+    pub egress_port: u16,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            egress_addresses: Vec::new(),
+            egress_port: 15001,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Whether the agent runs at all.
+    pub fn enabled(&self) -> bool {
+        self.endpoint.is_some()
+    }
+}

@@ -1,0 +1,186 @@
+//! The import controller: federation imports -> MCS `ServiceImport`s and
+//! EndpointSlices pointing at this gateway's egress.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use causeway_federation::model::CatalogSnapshot;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt as _};
+use tokio::sync::watch;
+
+use super::ControllerConfig;
+use super::mapping::{self, Egress, MANAGED_SELECTOR};
+use super::mcs::ServiceImport;
+
+/// Keeps `ServiceImport`s and their EndpointSlices in step with the catalog.
+#[derive(Clone)]
+pub struct ImportController {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// Cluster facts and the egress.
+    pub config: ControllerConfig,
+    /// Applied catalogs.
+    pub catalog: watch::Receiver<Arc<CatalogSnapshot>>,
+}
+
+impl std::fmt::Debug for ImportController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportController").finish_non_exhaustive()
+    }
+}
+
+type Key = (String, String);
+
+fn key_of<K: kube::Resource>(o: &K) -> Key {
+    (
+        o.meta().namespace.clone().unwrap_or_default(),
+        o.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+impl ImportController {
+    /// Runs until shutdown: reconciles on every catalog change and every 30 s.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let snapshot = self.catalog.borrow_and_update().clone();
+            let retry = match self.reconcile(&snapshot).await {
+                Ok(()) => Duration::from_secs(30),
+                Err(e) => {
+                    tracing::warn!(error = %e, "serviceimport reconcile failed");
+                    Duration::from_secs(2)
+                }
+            };
+            tokio::select! {
+                r = self.catalog.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(retry) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One pass: create, replace or delete the agent's objects.
+    pub async fn reconcile(&self, snapshot: &CatalogSnapshot) -> Result<(), kube::Error> {
+        let local = self.config.cluster.as_str();
+        let egress = Egress {
+            addresses: self.config.kubernetes.egress_addresses.clone(),
+            port: self.config.kubernetes.egress_port,
+        };
+        let mut want_imports: BTreeMap<Key, ServiceImport> = BTreeMap::new();
+        let mut want_slices: BTreeMap<Key, EndpointSlice> = BTreeMap::new();
+        for import in snapshot.imports.values() {
+            let Some(si) = mapping::service_import(import, local) else {
+                continue;
+            };
+            want_imports.insert(key_of(&si), si);
+            for s in mapping::endpoint_slices(import, local, &egress) {
+                want_slices.insert(key_of(&s), s);
+            }
+        }
+        let lp = ListParams::default().labels(MANAGED_SELECTOR);
+        let have_imports: BTreeMap<Key, ServiceImport> =
+            Api::<ServiceImport>::all(self.client.clone())
+                .list(&lp)
+                .await?
+                .items
+                .into_iter()
+                .map(|o| (key_of(&o), o))
+                .collect();
+        let have_slices: BTreeMap<Key, EndpointSlice> =
+            Api::<EndpointSlice>::all(self.client.clone())
+                .list(&lp)
+                .await?
+                .items
+                .into_iter()
+                .map(|o| (key_of(&o), o))
+                .collect();
+
+        for ((ns, name), want) in &want_imports {
+            let api: Api<ServiceImport> = Api::namespaced(self.client.clone(), ns);
+            let have = have_imports.get(&(ns.clone(), name.clone()));
+            let result = match have {
+                None => api.create(&PostParams::default(), want).await.map(|_| true),
+                Some(h)
+                    if h.spec != want.spec
+                        || h.labels() != want.labels()
+                        || h.annotations() != want.annotations() =>
+                {
+                    let mut obj = want.clone();
+                    obj.metadata.resource_version = h.metadata.resource_version.clone();
+                    obj.status = None;
+                    api.replace(name, &PostParams::default(), &obj)
+                        .await
+                        .map(|_| true)
+                }
+                Some(_) => Ok(false),
+            };
+            match result {
+                Ok(changed) => {
+                    if changed {
+                        tracing::info!(namespace = %ns, name = %name, "serviceimport written");
+                    }
+                    if have.and_then(|h| h.status.as_ref()) != want.status.as_ref() {
+                        let patch = serde_json::json!({"status": want.status});
+                        if let Err(e) = api
+                            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                        {
+                            tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot write serviceimport status");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot write serviceimport")
+                }
+            }
+        }
+        for ((ns, name), want) in &want_slices {
+            let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
+            let result = match have_slices.get(&(ns.clone(), name.clone())) {
+                None => api.create(&PostParams::default(), want).await.map(|_| ()),
+                Some(h)
+                    if h.endpoints != want.endpoints
+                        || h.ports != want.ports
+                        || h.labels() != want.labels()
+                        || h.address_type != want.address_type =>
+                {
+                    let mut obj = want.clone();
+                    obj.metadata.resource_version = h.metadata.resource_version.clone();
+                    api.replace(name, &PostParams::default(), &obj)
+                        .await
+                        .map(|_| ())
+                }
+                Some(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot write import endpointslice");
+            }
+        }
+        for (ns, name) in have_slices.keys().filter(|k| !want_slices.contains_key(*k)) {
+            let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {
+                    tracing::info!(namespace = %ns, name = %name, "import endpointslice removed")
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot remove import endpointslice")
+                }
+            }
+        }
+        for (ns, name) in have_imports
+            .keys()
+            .filter(|k| !want_imports.contains_key(*k))
+        {
+            let api: Api<ServiceImport> = Api::namespaced(self.client.clone(), ns);
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => tracing::info!(namespace = %ns, name = %name, "serviceimport removed"),
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot remove serviceimport")
+                }
+            }
+        }
+        Ok(())
+    }
+}

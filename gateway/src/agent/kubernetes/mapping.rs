@@ -1,0 +1,403 @@
+//! Pure mapping between Kubernetes objects and the federation model:
+//! `Service` + `EndpointSlice`s -> export spec, API status -> MCS
+//! conditions, federation `ServiceImport` -> MCS `ServiceImport` and the
+//! EndpointSlices that point at this gateway's egress.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use causeway_federation::model::{
+    self, ConditionStatus, ConditionType, Protocol, ServiceExportSpec, ServiceType, ZoneEndpoints,
+};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use sha2::{Digest, Sha256};
+
+use super::mcs;
+
+/// Label on EndpointSlices naming the service they belong to.
+pub const LABEL_SERVICE_NAME: &str = "multicluster.kubernetes.io/service-name";
+/// Label on EndpointSlices naming the cluster their endpoints come from.
+pub const LABEL_SOURCE_CLUSTER: &str = "multicluster.kubernetes.io/source-cluster";
+/// Standard label of the controller managing an EndpointSlice.
+pub const LABEL_SLICE_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+/// Value of [`LABEL_SLICE_MANAGED_BY`] on slices the agent writes.
+pub const SLICE_MANAGER: &str = "agent.causeway.dev";
+/// Label on every object the agent creates.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGER: &str = "causeway-agent";
+/// Label selector of the agent's objects.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=causeway-agent";
+/// Label linking an EndpointSlice to its `Service` (core controllers).
+pub const LABEL_K8S_SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+/// Whether a `ServiceExport` can be exported, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Validity {
+    /// The service exists and is exportable.
+    Valid(ServiceExportSpec),
+    /// No `Service` of that name.
+    NoService,
+    /// An `ExternalName` service (cannot be exported).
+    InvalidServiceType(String),
+}
+
+fn protocol(p: Option<&str>) -> Protocol {
+    match p {
+        Some("UDP") => Protocol::Udp,
+        Some("SCTP") => Protocol::Sctp,
+        _ => Protocol::Tcp,
+    }
+}
+
+/// The export of `service` (with its slices), or why it cannot be exported.
+pub fn export_spec(
+    export: &mcs::ServiceExport,
+    service: Option<&Service>,
+    slices: &[&EndpointSlice],
+    default_zone: &str,
+) -> Validity {
+    let Some(service) = service else {
+        return Validity::NoService;
+    };
+    let spec = service.spec.clone().unwrap_or_default();
+    let type_name = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
+    if type_name == "ExternalName" {
+        return Validity::InvalidServiceType(type_name);
+    }
+    let type_ = if spec.cluster_ip.as_deref() == Some("None") {
+        ServiceType::Headless
+    } else {
+        ServiceType::ClusterSetIP
+    };
+    let ports = spec
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            Some(model::ServicePort {
+                name: p.name,
+                protocol: protocol(p.protocol.as_deref()),
+                app_protocol: p.app_protocol,
+                port: u16::try_from(p.port).ok()?,
+            })
+        })
+        .collect();
+    let mut zones: BTreeMap<String, u32> = BTreeMap::new();
+    for slice in slices {
+        for e in slice.endpoints.iter().flatten() {
+            // Kubernetes: a nil `ready` means ready.
+            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            if !ready {
+                continue;
+            }
+            let zone = e.zone.clone().unwrap_or_else(|| default_zone.to_owned());
+            *zones.entry(zone).or_default() += 1;
+        }
+    }
+    Validity::Valid(ServiceExportSpec {
+        ports,
+        type_,
+        endpoints: zones
+            .into_iter()
+            .map(|(zone, ready)| ZoneEndpoints { zone, ready })
+            .collect(),
+        weight: 100,
+        exported_labels: export.spec.exported_labels.clone(),
+        exported_annotations: export.spec.exported_annotations.clone(),
+    })
+}
+
+fn status_str(s: ConditionStatus) -> &'static str {
+    match s {
+        ConditionStatus::True => "True",
+        ConditionStatus::False => "False",
+        ConditionStatus::Unknown => "Unknown",
+    }
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    previous: &[Condition],
+    now: &Time,
+) -> Condition {
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: since,
+        observed_generation: None,
+    }
+}
+
+/// The MCS conditions of a `ServiceExport`: `Valid` from the local check,
+/// `Ready` and `Conflict` as the federation API computed them (`api`), or
+/// `Ready=Unknown/Pending` until it has. Transition times are kept from
+/// `previous` when a status did not change.
+pub fn export_conditions(
+    validity: &Validity,
+    api: Option<&model::ServiceExportStatus>,
+    previous: &[Condition],
+    now: &Time,
+) -> Vec<Condition> {
+    use model::reason;
+    let mut out = Vec::new();
+    match validity {
+        Validity::Valid(_) => {
+            out.push(condition(
+                "Valid",
+                "True",
+                reason::VALID,
+                "Service is valid for export",
+                previous,
+                now,
+            ));
+        }
+        Validity::NoService => {
+            out.push(condition(
+                "Valid",
+                "False",
+                reason::NO_SERVICE,
+                "Service doesn't exist",
+                previous,
+                now,
+            ));
+            out.push(condition(
+                "Ready",
+                "False",
+                reason::PENDING,
+                "ServiceExport is not valid",
+                previous,
+                now,
+            ));
+            return out;
+        }
+        Validity::InvalidServiceType(t) => {
+            let msg = format!("Service type {t} is not supported for export");
+            out.push(condition(
+                "Valid",
+                "False",
+                reason::INVALID_SERVICE_TYPE,
+                &msg,
+                previous,
+                now,
+            ));
+            out.push(condition(
+                "Ready",
+                "False",
+                reason::PENDING,
+                "ServiceExport is not valid",
+                previous,
+                now,
+            ));
+            return out;
+        }
+    }
+    let conditions = api.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    match model::find_condition(conditions, ConditionType::Ready) {
+        Some(c) => out.push(condition(
+            "Ready",
+            status_str(c.status),
+            &c.reason,
+            &c.message,
+            previous,
+            now,
+        )),
+        None => out.push(condition(
+            "Ready",
+            "Unknown",
+            reason::PENDING,
+            "Waiting for the federation API",
+            previous,
+            now,
+        )),
+    }
+    if let Some(c) = model::find_condition(conditions, ConditionType::Conflict) {
+        out.push(condition(
+            "Conflict",
+            status_str(c.status),
+            &c.reason,
+            &c.message,
+            previous,
+            now,
+        ));
+    }
+    out
+}
+
+/// Whether two condition lists say the same (ignoring transition times).
+pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.type_ == y.type_
+                && x.status == y.status
+                && x.reason == y.reason
+                && x.message == y.message
+        })
+}
+
+/// Where import EndpointSlices point: this gateway's egress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Egress {
+    /// Egress pod IPs or service address.
+    pub addresses: Vec<IpAddr>,
+    /// Egress listener port.
+    pub port: u16,
+}
+
+fn managed_labels(extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut l = extra.clone();
+    l.insert(LABEL_MANAGED_BY.into(), MANAGER.into());
+    l
+}
+
+/// The MCS `ServiceImport` for a federation import (`None` when no cluster
+/// other than `local` exports it).
+pub fn service_import(import: &model::ServiceImport, local: &str) -> Option<mcs::ServiceImport> {
+    if !import
+        .spec
+        .clusters
+        .iter()
+        .any(|c| c.cluster.as_str() != local)
+    {
+        return None;
+    }
+    let spec = mcs::ServiceImportSpec {
+        ports: import
+            .spec
+            .ports
+            .iter()
+            .map(|p| mcs::ServicePort {
+                name: p.name.clone(),
+                protocol: Some(p.protocol.to_string()),
+                app_protocol: p.app_protocol.clone(),
+                port: i32::from(p.port),
+            })
+            .collect(),
+        ips: Vec::new(),
+        type_: match import.spec.type_ {
+            ServiceType::ClusterSetIP => mcs::ServiceImportType::ClusterSetIP,
+            ServiceType::Headless => mcs::ServiceImportType::Headless,
+        },
+        session_affinity: None,
+        session_affinity_config: None,
+    };
+    let mut si = mcs::ServiceImport::new(import.metadata.name.as_str(), spec);
+    si.metadata.namespace = Some(import.metadata.namespace.as_str().to_owned());
+    si.metadata.labels = Some(managed_labels(&import.spec.labels));
+    if !import.spec.annotations.is_empty() {
+        si.metadata.annotations = Some(import.spec.annotations.clone());
+    }
+    si.status = Some(mcs::ServiceImportStatus {
+        clusters: import
+            .spec
+            .clusters
+            .iter()
+            .map(|c| mcs::ClusterStatus {
+                cluster: c.cluster.as_str().to_owned(),
+            })
+            .collect(),
+    });
+    Some(si)
+}
+
+/// A DNS-1123 object name for `<service>-<cluster>`, hashed when too long.
+pub fn slice_name(service: &str, cluster: &str) -> String {
+    let name = format!("{service}-{cluster}");
+    if name.len() <= 63 {
+        return name;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let suffix: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let keep = name[..54].trim_end_matches('-').to_owned();
+    format!("{keep}-{suffix}")
+}
+
+/// The EndpointSlices of an import: one per remote exporting cluster,
+/// labelled with the service and source cluster, pointing at the egress.
+pub fn endpoint_slices(
+    import: &model::ServiceImport,
+    local: &str,
+    egress: &Egress,
+) -> Vec<EndpointSlice> {
+    let ns = import.metadata.namespace.as_str();
+    let name = import.metadata.name.as_str();
+    let v6 = egress.addresses.first().is_some_and(IpAddr::is_ipv6);
+    let addresses: Vec<String> = egress
+        .addresses
+        .iter()
+        .filter(|a| a.is_ipv6() == v6)
+        .map(ToString::to_string)
+        .collect();
+    import
+        .spec
+        .clusters
+        .iter()
+        .filter(|c| c.cluster.as_str() != local)
+        .map(|c| {
+            let ready = c.ready > 0 && !c.stale;
+            let mut labels = BTreeMap::new();
+            labels.insert(LABEL_SERVICE_NAME.to_owned(), name.to_owned());
+            labels.insert(
+                LABEL_SOURCE_CLUSTER.to_owned(),
+                c.cluster.as_str().to_owned(),
+            );
+            labels.insert(LABEL_SLICE_MANAGED_BY.to_owned(), SLICE_MANAGER.to_owned());
+            EndpointSlice {
+                metadata: ObjectMeta {
+                    name: Some(slice_name(name, c.cluster.as_str())),
+                    namespace: Some(ns.to_owned()),
+                    labels: Some(managed_labels(&labels)),
+                    ..ObjectMeta::default()
+                },
+                address_type: if v6 { "IPv6" } else { "IPv4" }.to_owned(),
+                endpoints: Some(
+                    addresses
+                        .iter()
+                        .map(|a| Endpoint {
+                            addresses: vec![a.clone()],
+                            conditions: Some(EndpointConditions {
+                                ready: Some(ready),
+                                serving: Some(ready),
+                                terminating: Some(false),
+                            }),
+                            zone: if c.zone.is_empty() {
+                                None
+                            } else {
+                                Some(c.zone.clone())
+                            },
+                            ..Endpoint::default()
+                        })
+                        .collect(),
+                ),
+                ports: Some(
+                    import
+                        .spec
+                        .ports
+                        .iter()
+                        .map(|p| EndpointPort {
+                            name: p.name.clone(),
+                            protocol: Some(p.protocol.to_string()),
+                            app_protocol: p.app_protocol.clone(),
+                            port: Some(i32::from(egress.port)),
+                        })
+                        .collect(),
+                ),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

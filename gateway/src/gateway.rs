@@ -1,0 +1,256 @@
+//! Starting a gateway: identity, catalog, the three listeners (Pingora
+//! applications behind the shared accept loop) and the background tasks.
+//!
+//! Everything runs on the caller's tokio runtime, so tests can start several
+//! gateways in one process with port 0 and read the bound addresses back.
+
+mod background;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::ALPN;
+use pingora::protocols::http::v2::server::default_h2_options;
+use pingora::server::configuration::ServerConf;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::Admin;
+use crate::catalog::{CatalogError, CatalogState, load_catalog_file};
+use crate::config::GatewayConfig;
+use crate::identity::{Identity, IdentityError};
+use crate::listener::{ListenerSpec, Transport, serve};
+use crate::proxy::AccessLog;
+use crate::proxy::egress::Egress;
+use crate::proxy::ingress::{Ingress, PeerIdentityCallback};
+use crate::state::Shared;
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The identity could not be loaded.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The catalog file could not be loaded.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({listener}): {source}")]
+    Bind {
+        /// Which listener.
+        listener: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The private directory of the east-west relays could not be created.
+    #[error("cannot create the east-west relay directory: {0}")]
+    Relay(std::io::Error),
+    /// The TLS listener could not be configured.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// Shared state (catalog, identity, metrics).
+    pub shared: Arc<Shared>,
+    /// Bound egress address.
+    pub egress_addr: SocketAddr,
+    /// Bound east-west ingress address.
+    pub ingress_addr: SocketAddr,
+    /// Bound admin address.
+    pub admin_addr: SocketAddr,
+    /// Bound TCP egress addresses, in `tcp` config order.
+    pub tcp_addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("egress_addr", &self.egress_addr)
+            .field("ingress_addr", &self.ingress_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            listener,
+            addr,
+            source,
+        })
+}
+
+fn local_addr(
+    l: &TcpListener,
+    name: &'static str,
+    addr: SocketAddr,
+) -> Result<SocketAddr, StartError> {
+    l.local_addr().map_err(|source| StartError::Bind {
+        listener: name,
+        addr,
+        source,
+    })
+}
+
+impl Gateway {
+    /// Validates `config`, loads identity and catalog, binds the listeners
+    /// and spawns every task on the current runtime.
+    pub async fn start(config: GatewayConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        // Pingora's listener builds its rustls ServerConfig from the process
+        // default provider; make sure it is ring (it is the only one we link).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let identity = Identity::load(&config)?;
+        let catalog = match &config.federation.catalog_file {
+            Some(p) => CatalogState::build(load_catalog_file(p)?, &config.cluster),
+            None => CatalogState::empty(&config.cluster),
+        };
+        let log = if config.observability.access_log {
+            AccessLog::stdout()
+        } else {
+            AccessLog::disabled()
+        };
+        let l = config.listeners.clone();
+        let limits = config.limits.clone();
+        let tcp_config = config.tcp.clone();
+        let shared = Shared::new(config, identity, catalog).map_err(StartError::Relay)?;
+        background::prepare_remotes(&shared);
+
+        let egress_l = bind("egress", l.egress).await?;
+        let ingress_l = bind("ingress", l.ingress).await?;
+        let admin_l = bind("admin", l.admin).await?;
+        let egress_addr = local_addr(&egress_l, "egress", l.egress)?;
+        let ingress_addr = local_addr(&ingress_l, "ingress", l.ingress)?;
+        let admin_addr = local_addr(&admin_l, "admin", l.admin)?;
+
+        let conf = Arc::new(ServerConf::default());
+        let mut h2 = default_h2_options();
+        h2.max_concurrent_streams(limits.h2_max_concurrent_streams);
+        h2.max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        h2.max_pending_accept_reset_streams(64);
+        h2.max_local_error_reset_streams(Some(256));
+        let mut server_options = HttpServerOptions::default();
+        server_options.h2c = true;
+        server_options.h2_idle_timeout = Some(limits.idle_timeout);
+        let mut ingress_options = server_options.clone();
+        ingress_options.h2c = false;
+
+        let mut egress =
+            pingora::proxy::http_proxy(&conf, Egress::new(shared.clone(), log.clone()));
+        egress.server_options = Some(server_options);
+        egress.h2_options = Some(h2.clone());
+        let mut ingress = pingora::proxy::http_proxy(&conf, Ingress::new(shared.clone(), log));
+        ingress.server_options = Some(ingress_options);
+        ingress.h2_options = Some(h2);
+
+        let mut tls = TlsSettings::with_callbacks(Box::new(PeerIdentityCallback))
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+        tls.set_client_cert_verifier(shared.identity.client_verifier());
+        tls.set_cert_resolver(shared.identity.resolver());
+        tls.set_alpn(ALPN::H2H1);
+        let acceptor = Arc::new(tls.build());
+
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let m = shared.metrics.clone();
+        tasks.push(tokio::spawn(serve(
+            ListenerSpec {
+                name: "egress",
+                listener: egress_l,
+                transport: Transport::Plain {
+                    header_timeout: Some(limits.header_timeout),
+                },
+                max_connections: limits.max_connections,
+                app: Arc::new(egress),
+            },
+            m.clone(),
+            rx.clone(),
+        )));
+        tasks.push(tokio::spawn(serve(
+            ListenerSpec {
+                name: "ingress",
+                listener: ingress_l,
+                transport: Transport::Tls {
+                    acceptor,
+                    handshake_timeout: limits.header_timeout,
+                    tunnel: Some(Arc::new(crate::tcp::IngressTunnel::new(shared.clone()))),
+                },
+                max_connections: limits.max_connections,
+                app: Arc::new(ingress),
+            },
+            m.clone(),
+            rx.clone(),
+        )));
+        tasks.push(tokio::spawn(serve(
+            ListenerSpec {
+                name: "admin",
+                listener: admin_l,
+                transport: Transport::Plain {
+                    header_timeout: Some(limits.header_timeout),
+                },
+                max_connections: 256,
+                app: Arc::new(Admin::new(shared.clone())),
+            },
+            m,
+            rx.clone(),
+        )));
+        let mut tcp_addrs = Vec::new();
+        for t in &tcp_config {
+            let l = bind("tcp", t.listen).await?;
+            tcp_addrs.push(local_addr(&l, "tcp", t.listen)?);
+            tasks.push(tokio::spawn(crate::tcp::serve(
+                l,
+                t.clone(),
+                shared.clone(),
+                rx.clone(),
+            )));
+        }
+        tasks.extend(background::spawn_all(&shared, rx));
+        shared.ready.store(true, Ordering::Relaxed);
+        tracing::info!(
+            cluster = %shared.config.cluster.id,
+            id = %shared.identity.spiffe_id,
+            %egress_addr,
+            %ingress_addr,
+            %admin_addr,
+            "gateway started"
+        );
+        Ok(Self {
+            shared,
+            egress_addr,
+            ingress_addr,
+            admin_addr,
+            tcp_addrs,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting connections and background work.
+    pub fn shutdown(&self) {
+        self.shared.ready.store(false, Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits until every task has stopped (after [`Self::shutdown`]).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The gateway's SPIFFE identity: its X.509-SVID (from files or an
+//! in-process development authority), the bundle store (own + federated trust
+//! domains) read by the verifiers on every handshake, rustls configs for the
+//! east-west listener and connector, and caller JWT-SVIDs.
+
+mod jwt;
+mod resolver;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use causeway_trust::{
+    Authority, AuthorityConfig, Bundle, BundleSet, BundleStore, PeerPolicy, SpiffeClientVerifier,
+    SpiffeId, SpiffeServerVerifier, SystemClock, TrustDomain, X509Svid,
+};
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+
+use crate::config::{GatewayConfig, IdentityConfig};
+
+pub use jwt::CallerJwtCache;
+pub(crate) use resolver::SvidResolver;
+
+/// ALPN protocol ids.
+pub const ALPN_H2: &[u8] = b"h2";
+/// ALPN for HTTP/1.1 (upgrades such as WebSocket cross the link over HTTP/1.1).
+pub const ALPN_H1: &[u8] = b"http/1.1";
+
+/// Why the identity could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// A configured trust domain or SPIFFE ID is invalid.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// Config field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The authority failed.
+    #[error("authority: {0}")]
+    Authority(#[from] causeway_trust::AuthorityError),
+    /// A bundle is invalid.
+    #[error("bundle {path}: {message}")]
+    Bundle {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The SVID or key is invalid.
+    #[error("svid: {0}")]
+    Svid(String),
+}
+
+/// The SPIFFE ID convention of Causeway gateways:
+/// `spiffe://<trust-domain>/causeway/gateway/<cluster-id>`.
+pub fn gateway_id(trust_domain: &TrustDomain, cluster: &str) -> Option<SpiffeId> {
+    trust_domain
+        .spiffe_id(&format!("/causeway/gateway/{cluster}"))
+        .ok()
+}
+
+/// The cluster id in a gateway SPIFFE ID, if it follows the convention.
+pub fn cluster_of_gateway(id: &SpiffeId) -> Option<&str> {
+    id.path()
+        .strip_prefix("/causeway/gateway/")
+        .filter(|c| !c.is_empty() && !c.contains('/'))
+}
+
+/// The gateway's identity and trust state.
+pub struct Identity {
+    /// This gateway's SPIFFE ID.
+    pub spiffe_id: SpiffeId,
+    /// This cluster's trust domain.
+    pub trust_domain: TrustDomain,
+    /// The workload stated in caller JWT-SVIDs.
+    pub workload_id: SpiffeId,
+    /// Own and federated bundles; the verifiers read it on every handshake.
+    pub bundles: BundleStore,
+    resolver: Arc<SvidResolver>,
+    svid: ArcSwap<X509Svid>,
+    authority: Option<Arc<Authority>>,
+    config: IdentityConfig,
+    federated_files: BTreeMap<String, PathBuf>,
+    /// Caller JWT-SVIDs minted per destination trust domain.
+    pub caller_jwts: CallerJwtCache,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("spiffe_id", &self.spiffe_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ring crypto provider (the only one this workspace uses).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(path: &Path) -> Result<String, IdentityError> {
+    std::fs::read_to_string(path).map_err(|source| IdentityError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn certified_key(svid: &X509Svid) -> Result<Arc<CertifiedKey>, IdentityError> {
+    let key = provider()
+        .key_provider
+        .load_private_key(svid.private_key_der())
+        .map_err(|e| IdentityError::Svid(e.to_string()))?;
+    Ok(Arc::new(CertifiedKey::new(
+        svid.cert_chain_der().to_vec(),
+        key,
+    )))
+}
+
+impl Identity {
+    /// Loads (or, with `authorityDir`, creates) the identity described by `config`.
+    pub fn load(config: &GatewayConfig) -> Result<Self, IdentityError> {
+        let td =
+            TrustDomain::new(&config.cluster.trust_domain).map_err(|e| IdentityError::Invalid {
+                field: "cluster.trustDomain",
+                message: e.to_string(),
+            })?;
+        let spiffe_id = gateway_id(&td, &config.cluster.id).ok_or(IdentityError::Invalid {
+            field: "cluster.id",
+            message: "cannot form a gateway SPIFFE ID".into(),
+        })?;
+        let idc = &config.identity;
+        let (svid, own_bundle, authority) = if let Some(dir) = &idc.authority_dir {
+            let authority_config = AuthorityConfig {
+                x509_svid_ttl: idc.svid_ttl,
+                jwt_svid_ttl: idc.caller_jwt_ttl,
+                ..AuthorityConfig::default()
+            };
+            let authority = Authority::load_or_create(
+                dir,
+                td.clone(),
+                authority_config,
+                Arc::new(SystemClock),
+            )?;
+            let svid = authority.issue_x509_svid(&spiffe_id)?;
+            // Publish the bundle next to the CA so peers can federate with it.
+            let bundle = authority.bundle();
+            let bundle_path = dir.join("bundle.json");
+            std::fs::write(&bundle_path, bundle.to_json_pretty()).map_err(|source| {
+                IdentityError::Read {
+                    path: bundle_path,
+                    source,
+                }
+            })?;
+            (svid, bundle, Some(Arc::new(authority)))
+        } else {
+            let (Some(cert), Some(key), Some(bundle)) =
+                (&idc.svid_file, &idc.key_file, &idc.bundle_file)
+            else {
+                return Err(IdentityError::Invalid {
+                    field: "identity.svidFile",
+                    message: "svidFile, keyFile and bundleFile are required".into(),
+                });
+            };
+            let svid = X509Svid::from_pem(&read(cert)?, &read(key)?)
+                .map_err(|e| IdentityError::Svid(e.to_string()))?;
+            if svid.spiffe_id().trust_domain() != &td {
+                return Err(IdentityError::Svid(format!(
+                    "svid {} is not in trust domain {td}",
+                    svid.spiffe_id()
+                )));
+            }
+            let bundle = load_bundle(bundle)?;
+            (svid, bundle, None)
+        };
+        let spiffe_id = if authority.is_some() {
+            spiffe_id
+        } else {
+            svid.spiffe_id().clone()
+        };
+        let workload_id = match &idc.workload_id {
+            Some(w) => SpiffeId::new(w).map_err(|e| IdentityError::Invalid {
+                field: "identity.workloadId",
+                message: e.to_string(),
+            })?,
+            None => spiffe_id.clone(),
+        };
+        let mut set = BundleSet::new()
+            .with_bundle(td.clone(), own_bundle)
+            .map_err(|e| IdentityError::Bundle {
+                path: PathBuf::from("<own>"),
+                message: e.to_string(),
+            })?;
+        for (name, path) in &config.federation.bundles {
+            let ftd = TrustDomain::new(name).map_err(|e| IdentityError::Invalid {
+                field: "federation.bundles",
+                message: e.to_string(),
+            })?;
+            // A peer's bundle may be published after this gateway starts:
+            // a missing file is picked up by the periodic refresh.
+            let bundle = match load_bundle(path) {
+                Ok(b) => b,
+                Err(IdentityError::Read { path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    tracing::warn!(trust_domain = %ftd, path = %path.display(), "federated bundle file missing, will retry");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            set = set
+                .with_bundle(ftd, bundle)
+                .map_err(|e| IdentityError::Bundle {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        let resolver = Arc::new(SvidResolver::new(certified_key(&svid)?));
+        Ok(Self {
+            spiffe_id,
+            trust_domain: td,
+            workload_id,
+            bundles: BundleStore::new(set),
+            resolver,
+            svid: ArcSwap::from_pointee(svid),
+            caller_jwts: CallerJwtCache::new(idc.caller_jwt_ttl),
+            authority,
+            config: idc.clone(),
+            federated_files: config
+                .federation
+                .bundles
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    /// The current X.509-SVID.
+    pub fn svid(&self) -> Arc<X509Svid> {
+        self.svid.load_full()
+    }
+
+    /// The in-process authority (development mode), if any.
+    pub fn authority(&self) -> Option<&Arc<Authority>> {
+        self.authority.as_ref()
+    }
+
+    /// The client-certificate verifier of the east-west listener: any peer of
+    /// a trust domain with a bundle in the store (own or federated).
+    pub fn client_verifier(&self) -> Arc<SpiffeClientVerifier> {
+        Arc::new(
+            SpiffeClientVerifier::new(self.bundles.clone(), PeerPolicy::AnyFederated)
+                .with_provider(&provider()),
+        )
+    }
+
+    /// The server-certificate resolver presenting the current SVID.
+    pub(crate) fn resolver(&self) -> Arc<SvidResolver> {
+        self.resolver.clone()
+    }
+
+    /// A client config that accepts only `peer` (verified against the bundle
+    /// of its trust domain), presents this gateway's SVID and offers `alpn`.
+    pub fn client_config(&self, peer: SpiffeId, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+        let verifier = SpiffeServerVerifier::new(self.bundles.clone(), PeerPolicy::ids([peer]))
+            .with_provider(&provider());
+        // ring with safe default protocol versions cannot fail.
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"));
+        let mut config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_cert_resolver(self.resolver.clone());
+        config.alpn_protocols = vec![alpn.to_vec()];
+        Arc::new(config)
+    }
+
+    /// Re-reads federated bundle files and re-issues / re-reads the SVID when
+    /// it is past half of its lifetime. Returns whether anything changed.
+    pub fn refresh(&self) -> Result<bool, IdentityError> {
+        let mut changed = false;
+        for (name, path) in &self.federated_files {
+            let Ok(td) = TrustDomain::new(name) else {
+                continue;
+            };
+            let bundle = match load_bundle(path) {
+                Ok(b) => b,
+                Err(IdentityError::Read { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let current = self.bundles.load();
+            if current.get(&td).is_none_or(|b| *b != bundle)
+                && self.bundles.update(&td, bundle).is_ok()
+            {
+                tracing::info!(trust_domain = %td, "federated bundle updated");
+                changed = true;
+            }
+        }
+        let svid = self.svid();
+        let now = time::OffsetDateTime::now_utc();
+        let half = svid.not_before() + (svid.not_after() - svid.not_before()) / 2;
+        if now >= half {
+            let fresh = if let Some(a) = &self.authority {
+                let _ = a.rotate_if_due()?;
+                let fresh = a.issue_x509_svid(&self.spiffe_id)?;
+                let _ = self.bundles.update(&self.trust_domain, a.bundle());
+                Some(fresh)
+            } else if let (Some(c), Some(k)) = (&self.config.svid_file, &self.config.key_file) {
+                X509Svid::from_pem(&read(c)?, &read(k)?)
+                    .ok()
+                    .filter(|s| s.not_after() > svid.not_after())
+            } else {
+                None
+            };
+            if let Some(fresh) = fresh {
+                self.resolver.set(certified_key(&fresh)?);
+                self.svid.store(Arc::new(fresh));
+                tracing::info!(id = %self.spiffe_id, "x509-svid rotated");
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Seconds until the current SVID expires.
+    pub fn svid_expiry_seconds(&self) -> f64 {
+        (self.svid().not_after() - time::OffsetDateTime::now_utc()).as_seconds_f64()
+    }
+}
+
+fn load_bundle(path: &Path) -> Result<Bundle, IdentityError> {
+    Bundle::parse_str(&read(path)?).map_err(|e| IdentityError::Bundle {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config(dir: &Path) -> GatewayConfig {
+        let mut c = GatewayConfig::default();
+        c.cluster.id = "eu-1".into();
+        c.cluster.trust_domain = "eu-1.test".into();
+        c.identity.authority_dir = Some(dir.join("ca"));
+        c
+    }
+
+    #[test]
+    fn gateway_ids_name_their_cluster() {
+        let td = TrustDomain::new("eu-1.test").unwrap();
+        let id = gateway_id(&td, "eu-1").unwrap();
+        assert_eq!(id.to_string(), "spiffe://eu-1.test/causeway/gateway/eu-1");
+        assert_eq!(cluster_of_gateway(&id), Some("eu-1"));
+        let other = td.spiffe_id("/ns/demo/sa/web").unwrap();
+        assert_eq!(cluster_of_gateway(&other), None);
+    }
+
+    #[test]
+    fn authority_identity_mints_caller_jwts_that_verify_and_are_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::load(&config(dir.path())).unwrap();
+        assert_eq!(
+            id.spiffe_id.to_string(),
+            "spiffe://eu-1.test/causeway/gateway/eu-1"
+        );
+        assert!(id.svid_expiry_seconds() > 0.0);
+        assert!(dir.path().join("ca/bundle.json").exists());
+        let td: Arc<str> = Arc::from("eu-1.test");
+        let a = id.authority().map(|a| &**a);
+        let t1 = id.caller_jwts.token(a, &id.workload_id, &td).unwrap();
+        let t2 = id.caller_jwts.token(a, &id.workload_id, &td).unwrap();
+        assert_eq!(t1, t2, "token reused within half its lifetime");
+        let validator = causeway_trust::JwtSvidValidator::new(id.bundles.clone());
+        let who = id
+            .caller_jwts
+            .verify(&validator, t1.to_str().unwrap(), "spiffe://eu-1.test")
+            .unwrap();
+        assert_eq!(who, id.workload_id);
+        assert!(
+            id.caller_jwts
+                .verify(&validator, t1.to_str().unwrap(), "spiffe://other.test")
+                .is_err(),
+            "a cached token must not pass for another audience"
+        );
+        assert!(
+            id.caller_jwts
+                .verify(&validator, "a.b.c", "spiffe://eu-1.test")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn missing_federated_bundle_is_skipped_until_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        let peer_file = dir.path().join("us.json");
+        c.federation
+            .bundles
+            .insert("us-1.test".into(), peer_file.clone());
+        let id = Identity::load(&c).unwrap();
+        let us = TrustDomain::new("us-1.test").unwrap();
+        assert!(!id.bundles.load().contains(&us));
+        let other = Authority::new(us.clone(), AuthorityConfig::default()).unwrap();
+        std::fs::write(&peer_file, other.bundle().to_json_pretty()).unwrap();
+        assert!(id.refresh().unwrap());
+        assert!(id.bundles.load().contains(&us));
+    }
+}

@@ -1,0 +1,161 @@
+//! The accept loop shared by every HTTP listener: connection cap, active
+//! connection gauge, whole-header deadline (plaintext) or handshake deadline
+//! (TLS), then the Pingora application.
+
+mod deadline;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::apps::ServerApp;
+use pingora::listeners::tls::Acceptor;
+use pingora::protocols::Stream;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::l4::virt::VirtualSocketStream;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::metrics::{ListenerLabels, Metrics};
+
+pub(crate) use deadline::HeaderDeadline;
+
+/// How connections of one listener are prepared before the application.
+pub(crate) enum Transport {
+    /// Plaintext; the first request header must arrive within the deadline.
+    Plain {
+        /// Whole-header deadline of the first request (None = off).
+        header_timeout: Option<Duration>,
+    },
+    /// TLS (mTLS for the east-west ingress); the handshake must finish within the deadline.
+    Tls {
+        /// The Pingora rustls acceptor with its post-handshake callback.
+        acceptor: Arc<Acceptor>,
+        /// Handshake deadline.
+        handshake_timeout: Duration,
+        /// Handles connections whose SNI selects a TCP tunnel.
+        tunnel: Option<Arc<crate::tcp::IngressTunnel>>,
+    },
+}
+
+/// One listening socket and what to do with its connections.
+pub(crate) struct ListenerSpec<A> {
+    /// Metric label.
+    pub(crate) name: &'static str,
+    /// The bound socket.
+    pub(crate) listener: TcpListener,
+    /// Plaintext or TLS.
+    pub(crate) transport: Transport,
+    /// Concurrent connection cap.
+    pub(crate) max_connections: usize,
+    /// The Pingora application (proxy or admin).
+    pub(crate) app: Arc<A>,
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub(crate) async fn serve<A>(
+    spec: ListenerSpec<A>,
+    metrics: Metrics,
+    shutdown: watch::Receiver<bool>,
+) where
+    A: ServerApp + Send + Sync + 'static,
+{
+    let ListenerSpec {
+        name,
+        listener,
+        transport,
+        max_connections,
+        app,
+    } = spec;
+    let transport = Arc::new(transport);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let labels = ListenerLabels { listener: name };
+    let active = metrics.active_connections.get_or_create_owned(&labels);
+    let refused = metrics.connections_refused.get_or_create_owned(&labels);
+    let accepted_total = metrics.connections.get_or_create_owned(&labels);
+    let slow = metrics.slow_clients.get_or_create_owned(&labels);
+    let mut stop = shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(listener = name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refused.inc();
+            tracing::debug!(listener = name, %peer, "connection cap reached, closing");
+            drop(tcp);
+            continue;
+        };
+        accepted_total.inc();
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let transport = transport.clone();
+        let active = active.clone();
+        let slow = slow.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            active.inc();
+            let stream: Option<Stream> = match &*transport {
+                Transport::Plain { header_timeout } => match header_timeout {
+                    Some(t) => {
+                        let sock = HeaderDeadline::new(tcp, *t, slow);
+                        let l4 = L4Stream::from(VirtualSocketStream::new(Box::new(sock)));
+                        Some(Box::new(l4))
+                    }
+                    None => Some(Box::new(L4Stream::from(tcp))),
+                },
+                Transport::Tls {
+                    acceptor,
+                    handshake_timeout,
+                    tunnel,
+                } => {
+                    let l4 = L4Stream::from(tcp);
+                    match tokio::time::timeout(*handshake_timeout, acceptor.tls_handshake(l4)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            let peer_id = tls.ssl_digest().and_then(|d| {
+                                d.extension
+                                    .get::<crate::proxy::ingress::PeerIdentity>()
+                                    .filter(|p| {
+                                        p.sni.as_deref().is_some_and(crate::tcp::is_tunnel_sni)
+                                    })
+                                    .map(|p| (p.id.clone(), p.sni.clone()))
+                            });
+                            match (peer_id, tunnel) {
+                                (Some((id, Some(sni))), Some(t)) => {
+                                    t.handle(tls, &id, &sni).await;
+                                    None
+                                }
+                                _ => Some(Box::new(tls) as Stream),
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "tls handshake failed");
+                            None
+                        }
+                        Err(_) => {
+                            slow.inc();
+                            tracing::debug!(%peer, "tls handshake timed out");
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(stream) = stream {
+                let mut next = app.process_new(stream, &shutdown).await;
+                while let Some(s) = next {
+                    next = app.process_new(s, &shutdown).await;
+                }
+            }
+            active.dec();
+        });
+    }
+}

@@ -1,0 +1,109 @@
+//! `causeway-gateway`: parse flags and config, start the gateway, wait for a
+//! signal. Exit code 2 on an invalid configuration.
+
+use std::process::ExitCode;
+
+use causeway_gateway::Gateway;
+use causeway_gateway::cli::Args;
+use clap::Parser;
+
+const EX_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match args.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("causeway-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if args.check {
+        println!("configuration ok");
+        return ExitCode::SUCCESS;
+    }
+    if let Some(path) = &args.write_bundle {
+        return match causeway_gateway::identity::Identity::load(&config) {
+            Ok(id) => {
+                let set = id.bundles.load();
+                let Some(bundle) = set.get(&id.trust_domain) else {
+                    eprintln!("causeway-gateway: no bundle for {}", id.trust_domain);
+                    return ExitCode::FAILURE;
+                };
+                match std::fs::write(path, bundle.to_json_pretty()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("causeway-gateway: cannot write {}: {e}", path.display());
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("causeway-gateway: {e}");
+                ExitCode::from(EX_USAGE)
+            }
+        };
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.observability.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .json()
+        .init();
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        config.threads
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("causeway-gateway: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let gateway = match Gateway::start(config).await {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("causeway-gateway: {e}");
+                let code = match e {
+                    causeway_gateway::StartError::Config(_)
+                    | causeway_gateway::StartError::Identity(_)
+                    | causeway_gateway::StartError::Catalog(_) => EX_USAGE,
+                    _ => 1,
+                };
+                return ExitCode::from(code);
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        gateway.shutdown();
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,157 @@
+//! Pieces shared by the egress and ingress proxies: the per-request context,
+//! local answers (denials, 429, hygiene errors), metrics and the access log.
+
+pub mod access_log;
+mod ctx;
+pub mod egress;
+pub mod ingress;
+mod respond;
+
+pub use access_log::AccessLog;
+pub use ctx::{RequestCtx, ServiceKey};
+pub(crate) use respond::{respond_json, respond_rate_limited};
+
+use pingora::proxy::Session;
+
+use crate::headers::{HygieneError, check_request};
+use crate::metrics::{DurationLabels, Label, RequestLabels, status_class};
+use crate::state::Shared;
+
+/// Runs the hygiene checks; answers and returns `true` when the request was refused.
+pub(crate) async fn refuse_malformed(
+    shared: &Shared,
+    session: &mut Session,
+) -> pingora::Result<bool> {
+    let limits = &shared.config.limits;
+    let raw = session
+        .as_downstream()
+        .as_http1()
+        .map(|s| s.get_headers_raw_bytes());
+    let res = check_request(
+        session.req_header(),
+        raw.as_deref(),
+        limits.max_headers,
+        limits.max_header_bytes,
+    );
+    match res {
+        Ok(()) => Ok(false),
+        Err(e) => {
+            let msg = match e {
+                HygieneError::AmbiguousFraming => {
+                    "request framing is ambiguous (Content-Length with Transfer-Encoding, or repeated Transfer-Encoding)"
+                }
+                HygieneError::HeadersTooLarge => "request headers exceed the configured limits",
+            };
+            session.set_keepalive(None);
+            respond_json(session, e.status(), e.reason(), None, msg).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// The host a request is addressed to (`:authority` or `Host`).
+pub(crate) fn request_host(session: &Session) -> Option<&str> {
+    let req = session.req_header();
+    if let Some(a) = req.uri.authority() {
+        return Some(a.as_str());
+    }
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Records the request metrics of a finished request.
+pub(crate) fn record_metrics(
+    shared: &Shared,
+    listener: &'static str,
+    ctx: &RequestCtx,
+    status: u16,
+) {
+    let service = ctx
+        .service
+        .as_ref()
+        .map_or_else(|| Label::from_static("unknown"), |s| s.label.clone());
+    let destination = ctx
+        .destination
+        .clone()
+        .map_or_else(|| Label::from_static("none"), Label);
+    let m = &shared.metrics;
+    m.requests
+        .get_or_create(&RequestLabels {
+            listener,
+            service: service.clone(),
+            source_cluster: ctx.source_cluster.clone(),
+            destination_cluster: destination.clone(),
+            status_class: status_class(status),
+        })
+        .inc();
+    let labels = DurationLabels {
+        listener,
+        service,
+        destination_cluster: destination,
+    };
+    m.request_duration
+        .get_or_create(&labels)
+        .observe(ctx.start.elapsed().as_secs_f64());
+    if let Some(d) = ctx.upstream_duration {
+        m.upstream_duration
+            .get_or_create(&labels)
+            .observe(d.as_secs_f64());
+    }
+}
+
+/// Answers a request that failed before or while reaching the upstream,
+/// unless a response was already written (e.g. a denial on retry).
+pub(crate) async fn fail_response(
+    session: &mut Session,
+    e: &pingora::Error,
+    ctx: &mut RequestCtx,
+) -> pingora::proxy::FailToProxy {
+    use pingora::{ErrorSource, ErrorType};
+    if session.response_written().is_some() {
+        return pingora::proxy::FailToProxy {
+            error_code: ctx.status,
+            can_reuse_downstream: false,
+        };
+    }
+    let (code, reason) = match e.etype() {
+        ErrorType::HTTPStatus(c) => (*c, "upstream_unavailable"),
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            (504, "upstream_timeout")
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => (502, "upstream_error"),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                    (0, "downstream_closed")
+                }
+                _ => (400, "bad_request"),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => (500, "internal_error"),
+        },
+    };
+    ctx.status = code;
+    if ctx.reason.is_none() {
+        ctx.reason = Some(reason.to_owned());
+    }
+    if code > 0 {
+        let msg = e.to_string();
+        let _ = respond_json(session, code, reason, None, &msg).await;
+    }
+    pingora::proxy::FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
+}
+
+/// Whether local endpoints of `service` are spoken to over h2c for this
+/// request: always for gRPC, else when the service declares an HTTP/2
+/// `appProtocol`. Everything else uses HTTP/1.1 (Pingora converts).
+pub(crate) fn upstream_h2(shared: &Shared, session: &Session, service: &str) -> bool {
+    let grpc = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    grpc || shared.catalog.load().h2_services.contains(service)
+}

@@ -1,0 +1,386 @@
+//! The egress proxy: in-cluster clients call
+//! `<svc>.<ns>.svc.clusterset.local[:port]`; the routing engine decides;
+//! local targets go to local endpoints, remote ones over mTLS HTTP/2 to the
+//! remote cluster's east-west gateway.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+
+use super::access_log::log_request;
+use super::{
+    AccessLog, RequestCtx, ServiceKey, record_metrics, refuse_malformed, request_host,
+    respond_json, respond_rate_limited,
+};
+use crate::catalog::Timeouts;
+use crate::headers::{CALLER_JWT, TRACEPARENT, strip_identity_headers};
+use crate::metrics::{DenyLabels, Label, ServiceLabels, TargetLabels};
+use crate::resilience::{BreakerLimit, TryOutcome};
+use crate::routing::{Decision, RouteRequest, decide, parse_host};
+use crate::state::Shared;
+use crate::trace::TraceContext;
+
+/// The egress proxy application.
+pub struct Egress {
+    shared: Arc<Shared>,
+    log: AccessLog,
+}
+
+impl Egress {
+    /// An egress proxy over `shared`.
+    pub fn new(shared: Arc<Shared>, log: AccessLog) -> Self {
+        Self { shared, log }
+    }
+
+    /// Decides (again, on retries) where the request goes; answers denials.
+    /// Returns `Ok(true)` when a response was sent.
+    async fn route(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+        let decision = {
+            let Some(host) = request_host(session) else {
+                respond_json(session, 400, "invalid_host", None, "request has no host").await?;
+                return Ok(true);
+            };
+            // The snapshot guard lives only in this block: never across an await.
+            let state = self.shared.catalog.load();
+            let tried: Vec<&str> = ctx.tried.iter().map(|c| &**c).collect();
+            let req = RouteRequest::host(host)
+                .with_headers(&session.req_header().headers)
+                .with_random(rand::random())
+                .with_exclude(&tried);
+            if ctx.service_ref.is_none()
+                && let Ok(h) = parse_host(host)
+            {
+                ctx.service_ref = Some(ServiceKey::new(&h.namespace, &h.name, h.port));
+            }
+            decide(&state.routing, &self.shared.health, &req)
+        };
+        if ctx.service.is_none()
+            && let Some(k) = &ctx.service_ref
+        {
+            ctx.service = self.shared.health.service(k.namespace(), k.name());
+        }
+        match decision {
+            Decision::Deny(d) => {
+                let service = ctx
+                    .service
+                    .as_ref()
+                    .map_or_else(|| Label::from_static("unknown"), |s| s.label.clone());
+                let labels = DenyLabels {
+                    service,
+                    reason: d.reason.as_str(),
+                };
+                if d.reason.is_residency() {
+                    self.shared
+                        .metrics
+                        .residency_denials
+                        .get_or_create(&labels)
+                        .inc();
+                    tracing::info!(
+                        reason = d.reason.as_str(),
+                        policy = d.policy.as_deref().unwrap_or(""),
+                        "residency denial"
+                    );
+                } else {
+                    self.shared.metrics.denials.get_or_create(&labels).inc();
+                }
+                ctx.reason = Some(d.reason.as_str().to_owned());
+                ctx.policy = d.policy.clone();
+                ctx.status = d.status;
+                let reason = if d.reason.is_residency() {
+                    "residency"
+                } else {
+                    d.reason.as_str()
+                };
+                respond_json(session, d.status, reason, d.policy.as_deref(), &d.message).await?;
+                Ok(true)
+            }
+            Decision::Route(r) => {
+                if r.reason.residency_governed() {
+                    ctx.policy = r.reason.residency_policy.clone();
+                }
+                if self.log.enabled() {
+                    ctx.reason = Some(r.reason.to_string());
+                }
+                ctx.local = r.target.local;
+                ctx.destination = Some(r.target.cluster.clone());
+                ctx.tier = Some(r.tier);
+                ctx.route_target = Some(r.target);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The `TrafficPolicy` timeouts of a service, if any.
+pub(super) fn state_timeouts(shared: &Shared, key: &ServiceKey) -> Option<Timeouts> {
+    shared.catalog.load().timeouts.get(key.as_str()).copied()
+}
+
+impl Egress {
+    /// Feeds a failed try to outlier detection (once per try) and excludes
+    /// the cluster from the next decision.
+    fn failed_try(&self, ctx: &mut RequestCtx) {
+        let Some(start) = ctx.upstream_start.take() else {
+            return;
+        };
+        if let Some(dest) = &ctx.destination {
+            if let Some(svc) = &ctx.service {
+                self.shared.health.record(svc, dest, false, start.elapsed());
+            }
+            if !ctx.local && !ctx.tried.contains(dest) {
+                ctx.tried.push(dest.clone());
+            }
+        }
+    }
+
+    /// Whether the failed try may be retried: the service's retry policy
+    /// (`retryOn`, attempts, idempotency), the gateway cap and the budget.
+    fn may_retry(&self, session: &Session, ctx: &RequestCtx, outcome: TryOutcome) -> bool {
+        let Some(svc) = &ctx.service else {
+            return false;
+        };
+        let retries_done = ctx.attempts.saturating_sub(1);
+        if retries_done as usize >= self.shared.config.upstream.max_retries {
+            return false;
+        }
+        let policy = svc.res.retry_config();
+        if policy
+            .may_retry(&session.req_header().method, outcome, retries_done)
+            .is_err()
+        {
+            return false;
+        }
+        if !svc.res.retry_budget().try_retry(Instant::now()) {
+            return false;
+        }
+        self.shared
+            .metrics
+            .retries
+            .get_or_create(&ServiceLabels {
+                service: svc.label.clone(),
+            })
+            .inc();
+        true
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Egress {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.shared.cluster_label.clone())
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        if refuse_malformed(&self.shared, session).await? {
+            return Ok(true);
+        }
+        if self.route(session, ctx).await? {
+            return Ok(true);
+        }
+        if let Some(svc) = &ctx.service {
+            svc.res.retry_budget().record_request(Instant::now());
+            if let Err(limited) = svc.check_rate("egress", Instant::now()) {
+                self.shared.health.count_rate_limited(svc);
+                ctx.status = 429;
+                ctx.reason = Some("rate_limited".to_owned());
+                respond_rate_limited(session, limited.retry_after_secs).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        if ctx.attempts > 0 && !ctx.local {
+            // Retry: decide again without the clusters already tried; the
+            // residency filter is applied again, so the set never widens.
+            if self.route(session, ctx).await? {
+                return Error::e_explain(ErrorType::HTTPStatus(ctx.status), "denied on retry");
+            }
+        }
+        ctx.attempts += 1;
+        ctx.upstream_start = Some(Instant::now());
+        let Some(target) = ctx.route_target.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no route");
+        };
+        if target.local {
+            let Some(key) = &ctx.service_ref else {
+                return Error::e_explain(ErrorType::InternalError, "no service");
+            };
+            let timeouts = state_timeouts(&self.shared, key);
+            let Some(eps) = self.shared.local.get(key.as_str()) else {
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(503),
+                    "service routed locally but no local endpoints are configured",
+                );
+            };
+            ctx.h2 = super::upstream_h2(&self.shared, session, key.as_str());
+            return Ok(self.shared.remotes.local_peer(eps.pick(), ctx.h2, timeouts));
+        }
+        if let Some(svc) = &ctx.service {
+            match svc
+                .res
+                .breaker(&target.cluster)
+                .try_acquire(BreakerLimit::Requests)
+            {
+                Ok(p) => ctx.permit = Some(p),
+                Err(open) => {
+                    self.shared
+                        .metrics
+                        .circuit_open
+                        .get_or_create(&TargetLabels {
+                            destination_cluster: Label(target.cluster.clone()),
+                        })
+                        .set(1);
+                    return Error::e_explain(ErrorType::HTTPStatus(503), open.to_string());
+                }
+            }
+        }
+        let Some(conns) = self.shared.remotes.get(&target) else {
+            return Error::e_explain(ErrorType::HTTPStatus(503), "remote gateway unreachable");
+        };
+        let upgrade = session.is_upgrade_req();
+        let timeouts = ctx
+            .service_ref
+            .as_ref()
+            .and_then(|k| state_timeouts(&self.shared, k));
+        match self.shared.remotes.peer(&conns, upgrade, timeouts) {
+            Some(p) => Ok(p),
+            None => Error::e_explain(ErrorType::InternalError, "bad relay path"),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        strip_identity_headers(upstream);
+        let trace = *ctx.trace.get_or_insert_with(|| {
+            TraceContext::from_incoming(
+                session
+                    .req_header()
+                    .headers
+                    .get(TRACEPARENT)
+                    .map(|v| v.as_bytes()),
+            )
+        });
+        upstream.insert_header(TRACEPARENT, trace.header_value())?;
+        let id = &self.shared.identity;
+        if !ctx.local
+            && let Some(target) = &ctx.route_target
+            && let Some(jwt) = id.caller_jwts.token(
+                id.authority().map(|a| &**a),
+                &id.workload_id,
+                &target.trust_domain,
+            )
+        {
+            upstream.insert_header(CALLER_JWT, jwt)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        ctx.responded = true;
+        ctx.status = resp.status.as_u16();
+        let latency = ctx.upstream_start.map(|t| t.elapsed()).unwrap_or_default();
+        ctx.upstream_duration = Some(latency);
+        if let (Some(svc), Some(dest)) = (&ctx.service, &ctx.destination) {
+            self.shared
+                .health
+                .record(svc, dest, resp.status.as_u16() < 500, latency);
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.permit = None;
+        if let Some(dest) = &ctx.destination {
+            self.shared
+                .metrics
+                .upstream_connect_errors
+                .get_or_create(&TargetLabels {
+                    destination_cluster: Label(dest.clone()),
+                })
+                .inc();
+        }
+        self.failed_try(ctx);
+        let retry = self.may_retry(session, ctx, TryOutcome::ConnectFailed);
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        ctx.permit = None;
+        if ctx.responded || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+            return e;
+        }
+        self.failed_try(ctx);
+        // `may_retry` already refuses non-idempotent requests after the
+        // upstream may have acted; a reset on a reused pooled connection
+        // (the usual way a dead peer shows up) and on a fresh one are both
+        // retried under the policy.
+        let _ = client_reused;
+        e.set_retry(self.may_retry(session, ctx, TryOutcome::Reset));
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> pingora::proxy::FailToProxy {
+        super::fail_response(session, e, ctx).await
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.permit = None;
+        if !ctx.responded && e.is_some() && ctx.upstream_start.is_some() {
+            self.failed_try(ctx);
+        }
+        if ctx.status == 0 {
+            ctx.status = session
+                .response_written()
+                .map_or(if e.is_some() { 502 } else { 0 }, |r| r.status.as_u16());
+        }
+        record_metrics(&self.shared, "egress", ctx, ctx.status);
+        log_request(&self.log, "egress", session, ctx, e);
+    }
+}

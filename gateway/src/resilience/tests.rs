@@ -1,0 +1,674 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// A fake clock: a fixed origin plus an offset moved by the test.
+struct Clock {
+    t0: Instant,
+    now: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let t0 = Instant::now();
+        Self { t0, now: t0 }
+    }
+    fn advance(&mut self, d: Duration) -> Instant {
+        self.now += d;
+        self.now
+    }
+    fn at(&self, d: Duration) -> Instant {
+        self.t0 + d
+    }
+}
+
+const S: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+
+// ---------- outlier detection ----------
+
+fn outlier(pct: u8) -> OutlierDetector {
+    let d = OutlierDetector::new(OutlierConfig {
+        consecutive_errors: 3,
+        base_ejection_time: 10 * S,
+        max_ejection_time: 25 * S,
+        max_ejection_percent: pct,
+    });
+    d.set_targets(["a", "b", "c", "d"]);
+    d
+}
+
+#[test]
+fn outlier_ejects_after_consecutive_errors_with_growing_backoff() {
+    let mut clk = Clock::new();
+    let d = outlier(50);
+    let now = clk.now;
+    assert_eq!(d.record("a", false, now), None);
+    assert_eq!(
+        d.record("a", true, now),
+        None,
+        "a success resets the streak"
+    );
+    assert_eq!(d.record("a", false, now), None);
+    assert_eq!(d.record("a", false, now), None);
+    assert!(!d.is_ejected("a", now));
+    let ev = d.record("a", false, now).unwrap();
+    assert_eq!(
+        ev,
+        OutlierEvent::Ejected {
+            cluster: "a".into(),
+            duration: 10 * S,
+            times: 1
+        }
+    );
+    assert!(d.is_ejected("a", clk.at(9 * S)));
+    assert!(
+        !d.is_ejected("a", clk.at(10 * S)),
+        "un-ejected when the time is up"
+    );
+    // Second ejection lasts twice as long, the third is capped at 25s.
+    let now = clk.advance(10 * S);
+    assert_eq!(
+        d.record("a", false, now),
+        Some(OutlierEvent::Returned {
+            cluster: "a".into()
+        })
+    );
+    d.record("a", false, now);
+    assert!(
+        matches!(d.record("a", false, now), Some(OutlierEvent::Ejected { duration, times: 2, .. }) if duration == 20 * S)
+    );
+    let now = clk.advance(20 * S);
+    for _ in 0..3 {
+        d.record("a", false, now);
+    }
+    assert_eq!(d.ejected(now), vec![(Arc::from("a"), 25 * S)]);
+    assert_eq!(d.times_ejected("a"), 3);
+    // Back in for 2 base ejection times with successes: the multiplier
+    // decays from 3 to 1, so the next ejection lasts 2 x 10 s.
+    let back = clk.advance(25 * S);
+    d.record("a", true, back);
+    d.record("a", true, back + 10 * S);
+    d.record("a", true, back + 20 * S);
+    assert_eq!(d.times_ejected("a"), 1);
+    let now = clk.advance(20 * S);
+    for _ in 0..3 {
+        d.record("a", false, now);
+    }
+    assert_eq!(d.ejected(now), vec![(Arc::from("a"), 20 * S)]);
+}
+
+#[test]
+fn outlier_respects_max_ejection_percent() {
+    let now = Clock::new().now;
+    let d = outlier(50); // 4 targets: at most 2 ejected
+    for c in ["a", "b", "c"] {
+        for _ in 0..3 {
+            d.record(c, false, now);
+        }
+    }
+    assert!(d.is_ejected("a", now) && d.is_ejected("b", now));
+    assert!(!d.is_ejected("c", now));
+    // The skipped target keeps failing: still skipped while the share is used.
+    d.record("c", false, now);
+    d.record("c", false, now);
+    assert_eq!(
+        d.record("c", false, now),
+        Some(OutlierEvent::EjectionSkipped {
+            cluster: "c".into()
+        })
+    );
+    // 10% of 4 targets rounds down to 0: never eject.
+    let d = outlier(10);
+    for _ in 0..10 {
+        d.record("a", false, now);
+    }
+    assert!(!d.is_ejected("a", now));
+}
+
+#[test]
+fn outlier_ignores_outcomes_while_ejected_and_forgets_removed_targets() {
+    let now = Clock::new().now;
+    let d = outlier(100);
+    for _ in 0..3 {
+        d.record("a", false, now);
+    }
+    assert_eq!(d.record("a", false, now + S), None);
+    assert_eq!(d.times_ejected("a"), 1);
+    d.set_targets(["b", "c"]);
+    assert!(!d.is_ejected("a", now));
+    assert_eq!(d.times_ejected("a"), 0);
+}
+
+// ---------- circuit breaker ----------
+
+#[test]
+fn breaker_permits_are_raii() {
+    let b = Arc::new(CircuitBreaker::new(BreakerConfig {
+        max_connections: 1,
+        max_pending: 0,
+        max_requests: 2,
+    }));
+    let p1 = b.try_acquire(BreakerLimit::Requests).unwrap();
+    assert!(!b.is_open());
+    let p2 = b.try_acquire(BreakerLimit::Requests).unwrap();
+    assert!(b.is_open());
+    let err = b.try_acquire(BreakerLimit::Requests).unwrap_err();
+    assert_eq!(
+        err,
+        BreakerOpen {
+            limit: BreakerLimit::Requests,
+            max: 2
+        }
+    );
+    drop(p1);
+    assert!(!b.is_open());
+    assert_eq!(b.count(BreakerLimit::Requests), 1);
+    let _c = b.try_acquire(BreakerLimit::Connections).unwrap();
+    assert!(b.try_acquire(BreakerLimit::Connections).is_err());
+    // 0 = unlimited.
+    let pending: Vec<_> = (0..100)
+        .map(|_| b.try_acquire(BreakerLimit::Pending).unwrap())
+        .collect();
+    assert_eq!(b.status().pending, 100);
+    drop(pending);
+    drop(p2);
+    assert_eq!(
+        b.status(),
+        BreakerStatus {
+            connections: 1,
+            pending: 0,
+            requests: 0,
+            open: true
+        }
+    );
+}
+
+#[test]
+fn breaker_is_exact_under_contention() {
+    let b = Arc::new(CircuitBreaker::new(BreakerConfig {
+        max_connections: 0,
+        max_pending: 0,
+        max_requests: 8,
+    }));
+    let granted = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..1000 {
+                    if let Ok(p) = b.try_acquire(BreakerLimit::Requests) {
+                        assert!(b.count(BreakerLimit::Requests) <= 8);
+                        granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        drop(p);
+                    }
+                }
+            });
+        }
+    });
+    assert!(granted.into_inner() > 0);
+    assert_eq!(b.count(BreakerLimit::Requests), 0);
+}
+
+// ---------- rate limiter ----------
+
+#[test]
+fn rate_limiter_token_bucket_with_retry_after() {
+    let mut clk = Clock::new();
+    let rl = RateLimiter::new(RateLimitConfig {
+        requests_per_second: 2.0,
+        burst: 3,
+    });
+    let now = clk.now;
+    for _ in 0..3 {
+        rl.check("alice", now).unwrap();
+    }
+    assert_eq!(
+        rl.check("alice", now),
+        Err(RateLimited {
+            retry_after_secs: 1
+        })
+    );
+    // Sources are independent.
+    rl.check("bob", now).unwrap();
+    // Half a second refills one token.
+    let now = clk.advance(500 * MS);
+    rl.check("alice", now).unwrap();
+    assert!(rl.check("alice", now).is_err());
+    // Slow rates report longer waits.
+    let slow = RateLimiter::new(RateLimitConfig {
+        requests_per_second: 0.1,
+        burst: 1,
+    });
+    slow.check("a", now).unwrap();
+    assert_eq!(
+        slow.check("a", now),
+        Err(RateLimited {
+            retry_after_secs: 10
+        })
+    );
+    assert_eq!(
+        slow.check("a", now + 4 * S),
+        Err(RateLimited {
+            retry_after_secs: 6
+        })
+    );
+    slow.check("a", now + 10 * S).unwrap();
+}
+
+// ---------- retries ----------
+
+#[test]
+fn retry_budget_allows_min_plus_percent() {
+    let mut clk = Clock::new();
+    let b = RetryBudget::new(
+        RetryBudgetConfig {
+            budget_percent: 20,
+            min_retries: 2,
+            window: 10 * S,
+        },
+        clk.now,
+    );
+    let now = clk.now;
+    assert!(b.try_retry(now) && b.try_retry(now));
+    assert!(!b.try_retry(now), "min spent, no traffic");
+    for _ in 0..50 {
+        b.record_request(now);
+    }
+    let granted = (0..100).filter(|_| b.try_retry(now)).count();
+    assert_eq!(granted, 10, "20% of 50");
+    // The window slides: after it, only the minimum again.
+    let now = clk.advance(11 * S);
+    assert!(b.try_retry(now) && b.try_retry(now) && !b.try_retry(now));
+}
+
+#[test]
+fn may_retry_table() {
+    use http::Method;
+    let defaults = RetryConfig {
+        attempts: 2,
+        retry_on: RetryOn::parse(["connect-failure", "refused-stream", "reset"]).0,
+    };
+    let fivexx = RetryConfig {
+        attempts: 2,
+        retry_on: RetryOn::parse(["5xx"]).0,
+    };
+    let post_ok = RetryConfig {
+        attempts: 2,
+        retry_on: RetryOn::parse(["reset", "gateway-error", "non-idempotent"]).0,
+    };
+    type Case<'a> = (
+        &'a RetryConfig,
+        Method,
+        TryOutcome,
+        u32,
+        Result<(), NoRetry>,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (&defaults, Method::GET, TryOutcome::ConnectFailed, 0, Ok(())),
+        (
+            &defaults,
+            Method::POST,
+            TryOutcome::ConnectFailed,
+            0,
+            Ok(()),
+        ),
+        (
+            &defaults,
+            Method::POST,
+            TryOutcome::RefusedStream,
+            1,
+            Ok(()),
+        ),
+        (&defaults, Method::GET, TryOutcome::Reset, 0, Ok(())),
+        (
+            &defaults,
+            Method::POST,
+            TryOutcome::Reset,
+            0,
+            Err(NoRetry::NotIdempotent),
+        ),
+        (
+            &defaults,
+            Method::PATCH,
+            TryOutcome::Timeout,
+            0,
+            Err(NoRetry::NotIdempotent),
+        ),
+        (&defaults, Method::PUT, TryOutcome::Timeout, 0, Ok(())),
+        (
+            &defaults,
+            Method::GET,
+            TryOutcome::Status(503),
+            0,
+            Err(NoRetry::NotRetriable),
+        ),
+        (
+            &defaults,
+            Method::GET,
+            TryOutcome::ConnectFailed,
+            2,
+            Err(NoRetry::AttemptsExhausted),
+        ),
+        (&fivexx, Method::GET, TryOutcome::Status(500), 0, Ok(())),
+        (
+            &fivexx,
+            Method::GET,
+            TryOutcome::Status(404),
+            0,
+            Err(NoRetry::NotRetriable),
+        ),
+        (
+            &fivexx,
+            Method::POST,
+            TryOutcome::Status(500),
+            0,
+            Err(NoRetry::NotIdempotent),
+        ),
+        (
+            &fivexx,
+            Method::GET,
+            TryOutcome::ConnectFailed,
+            0,
+            Err(NoRetry::NotRetriable),
+        ),
+        (&post_ok, Method::POST, TryOutcome::Reset, 0, Ok(())),
+        (&post_ok, Method::POST, TryOutcome::Status(502), 1, Ok(())),
+        (
+            &post_ok,
+            Method::POST,
+            TryOutcome::Status(500),
+            0,
+            Err(NoRetry::NotRetriable),
+        ),
+    ];
+    for (cfg, m, outcome, done, want) in cases {
+        assert_eq!(
+            cfg.may_retry(&m, outcome, done),
+            want,
+            "{m} {outcome:?} {done}"
+        );
+    }
+    let (_, unknown) = RetryOn::parse(["reset", "bogus"]);
+    assert_eq!(unknown, ["bogus"]);
+}
+
+// ---------- rollback guard ----------
+
+fn guard(now: Instant) -> RollbackGuardState {
+    RollbackGuardState::new(
+        RollbackConfig {
+            canary: "canary".into(),
+            max_error_rate: 0.1,
+            max_p99: 500 * MS,
+            window: 60 * S,
+            min_requests: 20,
+        },
+        now,
+    )
+}
+
+#[test]
+fn rollback_trips_on_error_rate_after_min_requests() {
+    let mut clk = Clock::new();
+    let g = guard(clk.now);
+    // 5 errors in the first 5 requests: 100% but under min_requests.
+    for _ in 0..5 {
+        assert_eq!(g.record(clk.now, true, 10 * MS), None);
+    }
+    for _ in 0..14 {
+        assert_eq!(g.record(clk.now, false, 10 * MS), None);
+    }
+    assert!(!g.is_tripped());
+    let now = clk.advance(S);
+    let ev = g.record(now, false, 10 * MS).unwrap();
+    assert_eq!(ev.cause, TripCause::ErrorRate);
+    assert_eq!((ev.stats.requests, ev.stats.errors), (20, 5));
+    assert!(g.is_tripped());
+    // Sticky: the window clearing does not un-trip, and no second event.
+    let now = clk.advance(120 * S);
+    assert_eq!(g.record(now, false, MS), None);
+    assert!(g.is_tripped() && g.status(now).tripped);
+    // The same policy again keeps the trip; a changed policy resets it.
+    let same = RollbackConfig {
+        canary: "canary".into(),
+        max_error_rate: 0.1,
+        max_p99: 500 * MS,
+        window: 60 * S,
+        min_requests: 20,
+    };
+    assert!(g.set_config(same.clone(), now));
+    assert!(g.is_tripped());
+    assert!(g.set_config(
+        RollbackConfig {
+            max_error_rate: 0.2,
+            ..same.clone()
+        },
+        now
+    ));
+    assert!(!g.is_tripped());
+    assert!(!g.set_config(
+        RollbackConfig {
+            canary: "other".into(),
+            ..same
+        },
+        now
+    ));
+}
+
+#[test]
+fn rollback_trips_on_p99_latency_and_old_errors_age_out() {
+    let mut clk = Clock::new();
+    let g = guard(clk.now);
+    // Old errors leave the window.
+    for _ in 0..10 {
+        g.record(clk.now, true, MS);
+    }
+    let now = clk.advance(61 * S);
+    assert_eq!(g.status(now).window.requests, 0);
+    // 198 fast requests, then slow ones: the nearest-rank p99 turns slow
+    // when more than 1% are slow (the 3rd slow one of 201).
+    for _ in 0..198 {
+        assert_eq!(g.record(now, false, 20 * MS), None);
+    }
+    assert_eq!(g.record(now, false, 900 * MS), None, "1 of 199 slow");
+    assert_eq!(g.record(now, false, 900 * MS), None, "2 of 200 slow");
+    let ev = g.record(now, false, 900 * MS).unwrap();
+    assert_eq!(ev.cause, TripCause::Latency);
+    assert_eq!(ev.stats.p99, Some(1000 * MS));
+    let st = g.status(now);
+    assert_eq!(st.window.errors, 0);
+    assert_eq!(&*st.canary, "canary");
+}
+
+// ---------- registry + routing ----------
+
+mod registry {
+    use super::*;
+    use crate::routing::{
+        CatalogView, HealthView, LocalCluster, RouteRequest, RoutingSnapshot, decide,
+    };
+    use causeway_federation::model::policy::{OutlierDetection, Percent, Ratio, RollbackGuard};
+    use causeway_federation::model::{
+        CatalogSnapshot, Cluster, ClusterSpec, ServiceExport, ServiceExportSpec, ServicePort,
+        TrafficPolicy, TrafficPolicySpec, ZoneEndpoints,
+    };
+
+    fn catalog() -> CatalogSnapshot {
+        let mut cs = CatalogSnapshot::default();
+        for (id, zone) in [("local", "r1-a"), ("stable", "r1-b"), ("canary", "r1-c")] {
+            let c = Cluster::new(
+                id.parse().unwrap(),
+                ClusterSpec {
+                    cloud: String::new(),
+                    region: "r1".into(),
+                    zone: zone.into(),
+                    jurisdictions: vec!["eu".into()],
+                    labels: Default::default(),
+                    gateway: Default::default(),
+                    trust_domain: format!("{id}.td").parse().unwrap(),
+                },
+            );
+            cs.clusters.insert(c.id().clone(), c);
+        }
+        for c in ["stable", "canary"] {
+            let e = ServiceExport::new(
+                "shop".parse().unwrap(),
+                "cart".parse().unwrap(),
+                c.parse().unwrap(),
+                ServiceExportSpec {
+                    ports: vec![ServicePort {
+                        name: None,
+                        protocol: Default::default(),
+                        app_protocol: None,
+                        port: 80,
+                    }],
+                    endpoints: vec![ZoneEndpoints {
+                        zone: "z".into(),
+                        ready: 1,
+                    }],
+                    ..ServiceExportSpec::default()
+                },
+            );
+            cs.exports.insert(e.key(), e);
+        }
+        let mut spec = TrafficPolicySpec::new("shop/cart".parse().unwrap());
+        spec.weights = [
+            ("stable".parse().unwrap(), 50),
+            ("canary".parse().unwrap(), 50),
+        ]
+        .into();
+        spec.outlier_detection = Some(OutlierDetection {
+            consecutive_errors: 2,
+            interval: 10 * S,
+            base_ejection_time: 30 * S,
+            max_ejection_percent: Percent::new(50).unwrap(),
+        });
+        spec.rollback_guard = Some(RollbackGuard {
+            canary: "canary".parse().unwrap(),
+            max_error_rate: Ratio::new(0.5).unwrap(),
+            max_p99: S,
+            window: 60 * S,
+            min_requests: 4,
+        });
+        let p = TrafficPolicy::new("cart".parse().unwrap(), spec);
+        cs.policies.traffic.insert(p.name().clone(), p);
+        cs
+    }
+
+    fn snapshot(cs: &CatalogSnapshot) -> RoutingSnapshot {
+        RoutingSnapshot::build(
+            CatalogView::of(cs),
+            LocalCluster::from_cluster(
+                &cs.clusters[&"local"
+                    .parse::<causeway_federation::model::ClusterId>()
+                    .unwrap()],
+            ),
+        )
+    }
+
+    fn picks(snap: &RoutingSnapshot, h: &impl HealthView) -> std::collections::BTreeSet<String> {
+        (0..200u64)
+            .filter_map(|i| {
+                decide(
+                    snap,
+                    h,
+                    &RouteRequest::service("shop", "cart")
+                        .with_random(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                )
+                .route()
+                .map(|r| r.target.cluster.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rollback_and_ejection_steer_decide() {
+        let mut clk = Clock::new();
+        let cs = catalog();
+        let snap = snapshot(&cs);
+        let reg = Resilience::new();
+        reg.apply(&cs, &snap, clk.now);
+        let svc = reg.service("shop", "cart").unwrap();
+        assert_eq!(
+            picks(&snap, &reg.view(clk.now)),
+            ["canary".to_string(), "stable".to_string()].into()
+        );
+
+        // The canary fails: 2 consecutive errors eject it (50% of 2 targets = 1).
+        let now = clk.now;
+        assert!(svc.record("canary", false, 10 * MS, now).outlier.is_none());
+        let rec = svc.record("canary", false, 10 * MS, now);
+        assert!(matches!(rec.outlier, Some(OutlierEvent::Ejected { .. })));
+        assert_eq!(picks(&snap, &reg.view(now)), ["stable".to_string()].into());
+        // Back after 30 s ...
+        let now = clk.advance(30 * S);
+        assert_eq!(picks(&snap, &reg.view(now)).len(), 2);
+        // ... the rollback guard trips at 4 requests with > 50% errors.
+        svc.record("canary", true, MS, now);
+        let rec = svc.record("canary", false, MS, now);
+        let ev = rec.rollback.unwrap();
+        assert_eq!(&*ev.canary, "canary");
+        assert!(
+            reg.view(now)
+                .target_health("shop", "cart", "canary")
+                .rolled_back
+        );
+        assert_eq!(picks(&snap, &reg.view(now)), ["stable".to_string()].into());
+        assert!(svc.status(now).rollback.unwrap().tripped);
+        // Re-applying the same catalog keeps the trip (sticky).
+        reg.apply(&cs, &snap, now);
+        assert_eq!(picks(&snap, &reg.view(now)), ["stable".to_string()].into());
+        // A probe failure of the stable gateway leaves nothing.
+        reg.set_probe("stable", false);
+        assert!(picks(&snap, &reg.view(now)).is_empty());
+        reg.set_probe("stable", true);
+        assert_eq!(picks(&snap, &reg.view(now)).len(), 1);
+    }
+
+    #[test]
+    fn breaker_open_steers_decide_and_rate_limit_applies() {
+        let now = Clock::new().now;
+        let mut cs = catalog();
+        let p = cs.policies.traffic.values_mut().next().unwrap();
+        p.spec.circuit_breaker = Some(causeway_federation::model::policy::CircuitBreaker {
+            max_connections: 10,
+            max_pending_requests: 10,
+            max_requests: 1,
+        });
+        p.spec.rate_limit = Some(causeway_federation::model::policy::RateLimit {
+            requests_per_second: 1,
+            burst: Some(2),
+        });
+        let snap = snapshot(&cs);
+        let reg = Resilience::new();
+        reg.apply(&cs, &snap, now);
+        let svc = reg.service("shop", "cart").unwrap();
+        let permit = svc
+            .breaker("stable")
+            .try_acquire(BreakerLimit::Requests)
+            .unwrap();
+        assert_eq!(picks(&snap, &reg.view(now)), ["canary".to_string()].into());
+        drop(permit);
+        assert_eq!(picks(&snap, &reg.view(now)).len(), 2);
+        svc.check_rate("spiffe://a/x", now).unwrap();
+        svc.check_rate("spiffe://a/x", now).unwrap();
+        assert_eq!(
+            svc.check_rate("spiffe://a/x", now),
+            Err(RateLimited {
+                retry_after_secs: 1
+            })
+        );
+        assert_eq!(svc.retry_config().attempts, 2);
+        // Services that disappear are forgotten.
+        let empty = CatalogSnapshot::default();
+        reg.apply(
+            &empty,
+            &RoutingSnapshot::from_catalog(&empty, LocalCluster::default()),
+            now,
+        );
+        assert!(reg.service("shop", "cart").is_none());
+    }
+}

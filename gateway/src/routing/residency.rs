@@ -1,0 +1,88 @@
+//! Residency policies compiled for the snapshot: which clusters each policy
+//! allows (precomputed) and whether a request is classified by it.
+
+use std::sync::Arc;
+
+use causeway_federation::model::{ResidencyPolicy, ServiceSelector};
+
+use super::request::{HeaderSource, RouteRequest};
+use super::snapshot::ClusterEntry;
+
+/// A request classification: header and/or claim and the selecting values.
+#[derive(Debug, Clone)]
+pub(crate) struct Matcher {
+    pub(crate) header: Option<Box<str>>,
+    pub(crate) claim: Option<Box<str>>,
+    pub(crate) values: Box<[Box<str>]>,
+}
+
+impl Matcher {
+    /// Whether `value` selects the request. Deliberately broad, since a
+    /// policy that applies can only narrow the allowed set: ASCII
+    /// case-insensitive, surrounding whitespace ignored, and each element of
+    /// a comma-separated list is tested too.
+    fn hit(&self, value: &str) -> bool {
+        let eq = |v: &str| {
+            let v = v.trim();
+            self.values.iter().any(|x| x.eq_ignore_ascii_case(v))
+        };
+        eq(value) || (value.contains(',') && value.split(',').any(eq))
+    }
+
+    pub(crate) fn matches(&self, req: &RouteRequest<'_>) -> bool {
+        if self.values.is_empty() {
+            return false;
+        }
+        if let Some(h) = &self.header
+            && req.headers.any_value(h, &mut |v| self.hit(v))
+        {
+            return true;
+        }
+        if let (Some(c), Some(claims)) = (&self.claim, req.claims)
+            && claims.any_value(c, &mut |v| self.hit(v))
+        {
+            return true;
+        }
+        false
+    }
+}
+
+/// One residency policy, compiled against the snapshot's clusters.
+#[derive(Debug, Clone)]
+pub(crate) struct ResidencyRule {
+    pub(crate) name: Arc<str>,
+    pub(crate) services: ServiceSelector,
+    pub(crate) matcher: Option<Matcher>,
+    pub(crate) allowed_jurisdictions: Vec<String>,
+    pub(crate) allowed_regions: Vec<String>,
+    /// Indexed by the snapshot's cluster index.
+    allowed: Vec<bool>,
+}
+
+impl ResidencyRule {
+    pub(crate) fn compile(p: &ResidencyPolicy, clusters: &[ClusterEntry]) -> Self {
+        let spec = &p.spec;
+        let allowed = clusters
+            .iter()
+            .map(|c| spec.allows(&c.jurisdictions, &c.region))
+            .collect();
+        Self {
+            name: Arc::from(p.name().as_str()),
+            services: spec.services.clone(),
+            matcher: spec.match_.as_ref().map(|m| Matcher {
+                header: m.header.as_deref().map(Box::from),
+                claim: m.jwt_claim.as_deref().map(Box::from),
+                values: m.values.iter().map(|v| Box::from(v.as_str())).collect(),
+            }),
+            allowed_jurisdictions: spec.allowed_jurisdictions.clone(),
+            allowed_regions: spec.allowed_regions.clone(),
+            allowed,
+        }
+    }
+
+    /// Whether the cluster with snapshot index `cluster` may serve traffic
+    /// governed by this rule.
+    pub(crate) fn allows(&self, cluster: u32) -> bool {
+        self.allowed.get(cluster as usize).copied().unwrap_or(false)
+    }
+}

@@ -1,0 +1,250 @@
+//! TCP services: one egress port per imported TCP service port, forwarded
+//! through the east-west link as an **SNI-routed mTLS stream**.
+//!
+//! The egress side decides (same `decide`, same residency filter) for the
+//! configured `namespace/name` and port. A local route connects to a local
+//! endpoint; a remote route opens an mTLS connection to the remote gateway's
+//! east-west listener with SNI `tcp-<port>.<name>.<ns>.causeway.internal`,
+//! verified and authenticated exactly like HTTP traffic. The remote ingress
+//! sees that SNI after the handshake, authorizes the verified peer (export
+//! check, AccessPolicy on trust domain and cluster) and splices the stream to
+//! a local endpoint. Bytes are copied both ways until either side closes.
+
+use std::sync::Arc;
+
+use causeway_federation::model::policy::Caller;
+use causeway_trust::SpiffeId;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::config::TcpServiceConfig;
+use crate::identity::cluster_of_gateway;
+use crate::metrics::{DenyLabels, Label, ListenerLabels};
+use crate::routing::{Decision, RouteRequest, decide};
+use crate::state::Shared;
+
+const SUFFIX: &str = ".causeway.internal";
+
+/// Whether an SNI names a TCP tunnel.
+pub fn is_tunnel_sni(sni: &str) -> bool {
+    sni.starts_with("tcp-") && sni.ends_with(SUFFIX)
+}
+
+/// The SNI of a tunnel to `namespace/name:port`.
+pub fn tunnel_sni(namespace: &str, name: &str, port: u16) -> String {
+    format!("tcp-{port}.{name}.{namespace}{SUFFIX}")
+}
+
+/// Parses `tcp-<port>.<name>.<ns>.causeway.internal` into `(ns, name, port)`.
+pub fn parse_tunnel_sni(sni: &str) -> Option<(&str, &str, u16)> {
+    let rest = sni.strip_prefix("tcp-")?.strip_suffix(SUFFIX)?;
+    let mut it = rest.split('.');
+    let port = it.next()?.parse().ok()?;
+    let name = it.next()?;
+    let ns = it.next()?;
+    if it.next().is_some() || name.is_empty() || ns.is_empty() {
+        return None;
+    }
+    Some((ns, name, port))
+}
+
+/// Accepts connections on one TCP egress port until shutdown.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    cfg: TcpServiceConfig,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let cfg = Arc::new(cfg);
+    let active = shared
+        .metrics
+        .active_connections
+        .get_or_create_owned(&ListenerLabels { listener: "tcp" });
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((client, _)) = accepted else { continue };
+        let _ = client.set_nodelay(true);
+        let (shared, cfg, active) = (shared.clone(), cfg.clone(), active.clone());
+        tokio::spawn(async move {
+            active.inc();
+            egress(&shared, &cfg, client).await;
+            active.dec();
+        });
+    }
+}
+
+async fn splice<A, B>(mut a: A, mut b: B)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+}
+
+async fn egress(shared: &Shared, cfg: &TcpServiceConfig, client: TcpStream) {
+    let Some((ns, name)) = cfg.service.split_once('/') else {
+        return;
+    };
+    let mut tried: Vec<Arc<str>> = Vec::new();
+    for _ in 0..=shared.config.upstream.max_retries {
+        let decision = {
+            let state = shared.catalog.load();
+            let excluded: Vec<&str> = tried.iter().map(|c| &**c).collect();
+            let req = RouteRequest::service(ns, name)
+                .with_port(cfg.port)
+                .with_random(rand::random())
+                .with_exclude(&excluded);
+            decide(&state.routing, &shared.health, &req)
+        };
+        let route = match decision {
+            Decision::Deny(d) => {
+                let labels = DenyLabels {
+                    service: Label::from(cfg.service.as_str()),
+                    reason: d.reason.as_str(),
+                };
+                if d.reason.is_residency() {
+                    shared
+                        .metrics
+                        .residency_denials
+                        .get_or_create(&labels)
+                        .inc();
+                } else {
+                    shared.metrics.denials.get_or_create(&labels).inc();
+                }
+                tracing::info!(service = %cfg.service, reason = d.reason.as_str(), "tcp connection denied");
+                return;
+            }
+            Decision::Route(r) => r,
+        };
+        let target = route.target;
+        if target.local {
+            let Some(eps) = shared.local.get(cfg.service.as_str()) else {
+                return;
+            };
+            match TcpStream::connect(eps.pick()).await {
+                Ok(up) => return splice(client, up).await,
+                Err(e) => {
+                    tracing::info!(service = %cfg.service, error = %e, "tcp local connect failed");
+                    return;
+                }
+            }
+        }
+        let Some(conns) = shared.remotes.get(&target) else {
+            tried.push(target.cluster.clone());
+            continue;
+        };
+        let Ok(sni) = ServerName::try_from(tunnel_sni(ns, name, cfg.port)) else {
+            return;
+        };
+        let addr = conns.addrs[rand::random::<u8>() as usize % conns.addrs.len()];
+        let connect = tokio::time::timeout(
+            shared.config.upstream.connect_timeout,
+            conns.h1.tunnel(addr, sni),
+        )
+        .await;
+        match connect {
+            Ok(Ok(up)) => return splice(client, up).await,
+            _ => {
+                tracing::info!(service = %cfg.service, cluster = %target.cluster, "tcp tunnel connect failed");
+                shared
+                    .metrics
+                    .upstream_connect_errors
+                    .get_or_create(&crate::metrics::TargetLabels {
+                        destination_cluster: Label(target.cluster.clone()),
+                    })
+                    .inc();
+                tried.push(target.cluster.clone());
+            }
+        }
+    }
+}
+
+/// The ingress side of TCP tunnels.
+pub struct IngressTunnel {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for IngressTunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressTunnel").finish_non_exhaustive()
+    }
+}
+
+impl IngressTunnel {
+    /// A tunnel handler over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Authorizes the verified `peer` for the service named by `sni` and
+    /// splices `stream` to a local endpoint; closes it otherwise.
+    pub(crate) async fn handle<S>(&self, stream: S, peer: &SpiffeId, sni: &str)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some((ns, name, _port)) = parse_tunnel_sni(sni) else {
+            return;
+        };
+        let key = format!("{ns}/{name}");
+        let allowed = {
+            let state = self.shared.catalog.load();
+            let td = peer.trust_domain().name();
+            let cluster = cluster_of_gateway(peer).filter(|c| {
+                state
+                    .cluster_trust_domains
+                    .get(*c)
+                    .is_some_and(|t| &**t == td)
+            });
+            match state.local_exports.get(key.as_str()) {
+                None => false,
+                Some(None) => true,
+                Some(Some(rules)) => {
+                    let who = Caller {
+                        trust_domain: td,
+                        cluster,
+                        spiffe_id: None,
+                        path: None,
+                        method: None,
+                    };
+                    rules.iter().any(|r| r.matches(&who))
+                }
+            }
+        };
+        let Some(eps) = self.shared.local.get(key.as_str()).filter(|_| allowed) else {
+            tracing::info!(%peer, service = %key, "tcp tunnel refused");
+            self.shared
+                .metrics
+                .denials
+                .get_or_create(&DenyLabels {
+                    service: Label::from(key.as_str()),
+                    reason: "tcp_not_allowed",
+                })
+                .inc();
+            return;
+        };
+        match TcpStream::connect(eps.pick()).await {
+            Ok(up) => splice(stream, up).await,
+            Err(e) => tracing::info!(service = %key, error = %e, "tcp local connect failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_sni_round_trips() {
+        let sni = tunnel_sni("demo", "db", 5432);
+        assert!(is_tunnel_sni(&sni));
+        assert_eq!(parse_tunnel_sni(&sni), Some(("demo", "db", 5432)));
+        assert_eq!(parse_tunnel_sni("tcp-x.db.demo.causeway.internal"), None);
+        assert_eq!(parse_tunnel_sni("tcp-1.a.b.c.causeway.internal"), None);
+        assert!(!is_tunnel_sni("eu-1.causeway.internal"));
+    }
+}

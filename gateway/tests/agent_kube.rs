@@ -1,0 +1,455 @@
+//! The MCS controllers against an HTTP fake of the Kubernetes API server
+//! (real list/watch/create/replace/patch/delete protocol through kube's
+//! `Client`) and a real federation API server in-process.
+#![allow(clippy::unwrap_used)]
+
+#[path = "agent_support/fake_kube.rs"]
+mod fake_kube;
+#[path = "agent_support/federation.rs"]
+mod federation;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use causeway_federation::model::{CatalogSnapshot, ServiceType};
+use causeway_gateway::agent::backoff::Backoff;
+use causeway_gateway::agent::exports::{ExportPublisher, ExportSources, ExportStatuses};
+use causeway_gateway::agent::kubernetes::mapping::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER};
+use causeway_gateway::agent::kubernetes::mcs::{
+    ClusterProperty, ClusterPropertySpec, ServiceExport, ServiceExportSpec, ServiceImport,
+    ServiceImportSpec, ServiceImportType,
+};
+use causeway_gateway::agent::kubernetes::{
+    ControllerConfig, ExportController, ImportController, cluster_id_property,
+};
+use causeway_gateway::agent::{AgentMetrics, KubernetesConfig};
+use fake_kube::FakeKube;
+use federation::{Api, eventually};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api as KApi, ResourceExt as _};
+use serde_json::json;
+use tokio::sync::watch;
+
+fn controller_config(cluster: &str) -> ControllerConfig {
+    ControllerConfig {
+        cluster: cluster.parse().unwrap(),
+        default_zone: format!("{cluster}a"),
+        kubernetes: KubernetesConfig {
+            enabled: true,
+            egress_addresses: vec!["10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap()],
+            egress_port: 15001,
+        },
+    }
+}
+
+fn service(type_: &str) -> Service {
+    let spec = if type_ == "ExternalName" {
+        json!({"type": "ExternalName", "externalName": "cart.example.com"})
+    } else {
+        json!({"type": "ClusterIP", "clusterIP": "10.1.0.7", "ports": [
+            {"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}
+        ]})
+    };
+    serde_json::from_value(json!({"metadata": {"name": "cart", "namespace": "shop"}, "spec": spec}))
+        .unwrap()
+}
+
+fn condition(se: &ServiceExport, t: &str) -> Option<(String, String, String)> {
+    se.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test]
+async fn service_exports_are_published_and_get_mcs_conditions() {
+    let kube_api = FakeKube::start().await;
+    let api = Api::memory().await;
+    let fed = api.client();
+    federation::put_cluster(&fed, &federation::cluster("us-1", "us.example", "us-1a")).await;
+    federation::put_cluster(&fed, &federation::cluster("eu-1", "eu.example", "eu-1a")).await;
+    // The oldest export of shop/cart is us-1's, Headless: ours will conflict.
+    federation::put_export(
+        &fed,
+        &federation::export("us-1", "shop", "cart", 8080, "Headless"),
+    )
+    .await;
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let sources = ExportSources::new(&["kubernetes"]);
+    let (statuses_tx, statuses) = watch::channel(ExportStatuses::new());
+    let cluster: causeway_federation::model::ClusterId = "eu-1".parse().unwrap();
+    tokio::spawn(
+        ExportPublisher {
+            client: fed.clone(),
+            cluster: cluster.clone(),
+            metrics: AgentMetrics::unregistered(),
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
+            status_interval: Duration::from_millis(200),
+            statuses: statuses_tx,
+        }
+        .run(sources.clone(), shutdown.clone()),
+    );
+    let client = kube_api.client();
+    tokio::spawn(
+        ExportController {
+            client: client.clone(),
+            config: controller_config("eu-1"),
+            sources: sources.clone(),
+            statuses,
+        }
+        .run(shutdown.clone()),
+    );
+
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let slices: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "shop");
+    let exports: KApi<ServiceExport> = KApi::namespaced(client.clone(), "shop");
+    services
+        .create(&PostParams::default(), &service("ClusterIP"))
+        .await
+        .unwrap();
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "cart-x1", "namespace": "shop", "labels": {"kubernetes.io/service-name": "cart"}},
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": ["10.0.0.1"], "zone": "eu-1b", "conditions": {"ready": true}},
+            {"addresses": ["10.0.0.2"], "zone": "eu-1b", "conditions": {"ready": true}},
+            {"addresses": ["10.0.0.3"], "conditions": {"ready": false}}
+        ],
+        "ports": [{"name": "http", "port": 8080}]
+    }))
+    .unwrap();
+    slices.create(&PostParams::default(), &slice).await.unwrap();
+    let mut se = ServiceExport::new("cart", ServiceExportSpec::default());
+    se.spec.exported_labels.insert("tier".into(), "web".into());
+    exports.create(&PostParams::default(), &se).await.unwrap();
+
+    // The export reaches the federation API with ports, type and ready endpoints.
+    let svc_ref: causeway_federation::model::ServiceRef = "shop/cart".parse().unwrap();
+    assert!(
+        eventually(10, || async {
+            fed.list_exports(&cluster).await.unwrap().iter().any(|e| {
+                e.service() == svc_ref
+                    && e.spec.ports.first().map(|p| p.port) == Some(8080)
+                    && e.spec.type_ == ServiceType::ClusterSetIP
+                    && e.spec.ready() == 2
+                    && e.spec.endpoints[0].zone == "eu-1b"
+                    && e.spec.exported_labels.get("tier").map(String::as_str) == Some("web")
+            })
+        })
+        .await,
+        "export not published"
+    );
+    // The conditions the API computed come back through the status subresource.
+    assert!(
+        eventually(10, || async {
+            let se = exports.get("cart").await.unwrap();
+            condition(&se, "Valid").map(|c| c.0) == Some("True".into())
+                && condition(&se, "Ready").map(|c| (c.0, c.1))
+                    == Some(("True".into(), "Exported".into()))
+                && condition(&se, "Conflict").is_some_and(|c| {
+                    c.0 == "True"
+                        && c.1 == "TypeConflict"
+                        && c.2.contains("from oldest service export in \"us-1\"")
+                })
+        })
+        .await,
+        "conditions not written: {:?}",
+        exports.get("cart").await.unwrap().status
+    );
+    assert!(
+        kube_api
+            .calls()
+            .iter()
+            .any(|c| c == "PATCH serviceexports/status")
+    );
+
+    // ExternalName: Valid=False/InvalidServiceType and the export is withdrawn.
+    let mut ext = service("ExternalName");
+    ext.metadata.resource_version = services
+        .get("cart")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    services
+        .replace("cart", &PostParams::default(), &ext)
+        .await
+        .unwrap();
+    assert!(
+        eventually(10, || async {
+            let se = exports.get("cart").await.unwrap();
+            condition(&se, "Valid").map(|c| (c.0, c.1))
+                == Some(("False".into(), "InvalidServiceType".into()))
+                && !fed
+                    .list_exports(&cluster)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.service() == svc_ref)
+        })
+        .await,
+        "externalname not rejected"
+    );
+
+    // Service deleted: NoService.
+    services
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        eventually(10, || async {
+            let se = exports.get("cart").await.unwrap();
+            condition(&se, "Valid").map(|c| c.1) == Some("NoService".into())
+        })
+        .await
+    );
+
+    // Service back, then the ServiceExport deleted: exported, then withdrawn.
+    services
+        .create(&PostParams::default(), &service("ClusterIP"))
+        .await
+        .unwrap();
+    assert!(
+        eventually(10, || async {
+            fed.list_exports(&cluster)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.service() == svc_ref)
+        })
+        .await
+    );
+    exports
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        eventually(10, || async {
+            !fed.list_exports(&cluster)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.service() == svc_ref)
+        })
+        .await,
+        "export not withdrawn after the serviceexport was deleted"
+    );
+    // us-1's export is untouched.
+    assert_eq!(
+        fed.list_exports(&"us-1".parse().unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let _ = shutdown_tx.send(true);
+}
+
+fn snapshot(remote_exports: &[(&str, u16)]) -> CatalogSnapshot {
+    let mut resources = vec![
+        federation::resource(
+            serde_json::to_value(federation::cluster("eu-1", "eu.example", "eu-1a")).unwrap(),
+        ),
+        federation::resource(
+            serde_json::to_value(federation::cluster("us-1", "us.example", "us-1a")).unwrap(),
+        ),
+        federation::resource(
+            serde_json::to_value(federation::cluster("ap-1", "ap.example", "ap-1a")).unwrap(),
+        ),
+        // A service only this cluster exports: no ServiceImport here.
+        federation::resource(
+            serde_json::to_value(federation::export(
+                "eu-1",
+                "shop",
+                "local-only",
+                80,
+                "ClusterSetIP",
+            ))
+            .unwrap(),
+        ),
+    ];
+    for (cluster, port) in remote_exports {
+        resources.push(federation::resource(
+            serde_json::to_value(federation::export(
+                cluster,
+                "shop",
+                "cart",
+                *port,
+                "ClusterSetIP",
+            ))
+            .unwrap(),
+        ));
+    }
+    CatalogSnapshot::from_resources(10, resources)
+}
+
+#[tokio::test]
+async fn remote_services_become_service_imports_and_slices_at_the_egress() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    // An import created by someone else is never touched.
+    let manual = {
+        let mut si = ServiceImport::new(
+            "manual",
+            ServiceImportSpec {
+                type_: ServiceImportType::Headless,
+                ..ServiceImportSpec::default()
+            },
+        );
+        si.metadata.namespace = Some("other".into());
+        si
+    };
+    KApi::<ServiceImport>::namespaced(client.clone(), "other")
+        .create(&PostParams::default(), &manual)
+        .await
+        .unwrap();
+
+    let (tx, rx) = watch::channel(Arc::new(snapshot(&[("us-1", 8080), ("ap-1", 8080)])));
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(
+        ImportController {
+            client: client.clone(),
+            config: controller_config("eu-1"),
+            catalog: rx,
+        }
+        .run(shutdown),
+    );
+    let imports: KApi<ServiceImport> = KApi::namespaced(client.clone(), "shop");
+    let slices: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "shop");
+    assert!(
+        eventually(10, || async {
+            let Ok(si) = imports.get("cart").await else {
+                return false;
+            };
+            let clusters: Vec<String> = si
+                .status
+                .iter()
+                .flat_map(|s| s.clusters.iter().map(|c| c.cluster.clone()))
+                .collect();
+            si.spec.ports.first().map(|p| p.port) == Some(8080)
+                && si.spec.type_ == ServiceImportType::ClusterSetIP
+                && clusters == vec!["ap-1".to_owned(), "us-1".to_owned()]
+                && slices.get_opt("cart-us-1").await.unwrap().is_some()
+                && slices.get_opt("cart-ap-1").await.unwrap().is_some()
+        })
+        .await,
+        "serviceimport not created"
+    );
+    assert!(imports.get_opt("local-only").await.unwrap().is_none());
+    let s = slices.get("cart-us-1").await.unwrap();
+    assert_eq!(s.labels()[LABEL_SERVICE_NAME], "cart");
+    assert_eq!(s.labels()[LABEL_SOURCE_CLUSTER], "us-1");
+    let eps = s.endpoints.clone().unwrap();
+    let addrs: Vec<String> = eps.iter().flat_map(|e| e.addresses.clone()).collect();
+    assert_eq!(addrs, vec!["10.9.0.1", "10.9.0.2"]);
+    assert_eq!(s.ports.as_ref().unwrap()[0].port, Some(15001));
+
+    // ap-1 withdraws: its slice goes, the import stays for us-1.
+    tx.send_replace(Arc::new(snapshot(&[("us-1", 8080)])));
+    assert!(
+        eventually(10, || async {
+            slices.get_opt("cart-ap-1").await.unwrap().is_none()
+                && imports
+                    .get("cart")
+                    .await
+                    .unwrap()
+                    .status
+                    .unwrap()
+                    .clusters
+                    .len()
+                    == 1
+        })
+        .await
+    );
+    // The last remote export goes away: import and slices are removed.
+    tx.send_replace(Arc::new(snapshot(&[])));
+    assert!(
+        eventually(10, || async {
+            imports.get_opt("cart").await.unwrap().is_none()
+                && slices.get_opt("cart-us-1").await.unwrap().is_none()
+        })
+        .await,
+        "serviceimport not removed"
+    );
+    let still = KApi::<ServiceImport>::namespaced(client.clone(), "other")
+        .get("manual")
+        .await
+        .unwrap();
+    assert_eq!(still.spec.type_, ServiceImportType::Headless);
+    let _ = shutdown_tx.send(true);
+}
+
+#[tokio::test]
+async fn cluster_id_comes_from_the_cluster_property() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    assert_eq!(cluster_id_property(&client).await.unwrap(), None);
+    let cp = ClusterProperty::new(
+        "cluster.clusterset.k8s.io",
+        ClusterPropertySpec {
+            value: "eu-1".into(),
+        },
+    );
+    KApi::<ClusterProperty>::all(client.clone())
+        .create(&PostParams::default(), &cp)
+        .await
+        .unwrap();
+    assert_eq!(
+        cluster_id_property(&client).await.unwrap().as_deref(),
+        Some("eu-1")
+    );
+}
+
+#[tokio::test]
+async fn fake_api_server_speaks_404_409_and_resumable_watch() {
+    use futures::StreamExt as _;
+    use kube::api::WatchEvent;
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let err = services.get("nope").await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404),
+        "{err:?}"
+    );
+    let created = services
+        .create(&PostParams::default(), &service("ClusterIP"))
+        .await
+        .unwrap();
+    let err = services
+        .create(&PostParams::default(), &service("ClusterIP"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err:?}"
+    );
+    // A stale resourceVersion on replace is a 409 conflict.
+    let mut stale = created.clone();
+    stale.metadata.resource_version = Some("0".into());
+    assert!(
+        services
+            .replace("cart", &PostParams::default(), &stale)
+            .await
+            .is_err()
+    );
+    let rv = created.resource_version().unwrap();
+    let mut stream = services
+        .watch(&kube::api::WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    services
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    match stream.next().await.unwrap().unwrap() {
+        WatchEvent::Deleted(s) => assert_eq!(s.name_any(), "cart"),
+        other => panic!("{other:?}"),
+    }
+}
