@@ -74,6 +74,8 @@ pub struct Catalog {
     stale_after: Option<Duration>,
     clock: Arc<dyn Clock>,
     stop: ShutdownToken,
+    /// The shared watch engine (started by the first watch).
+    watch_hub: crate::server::watch::HubSlot,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -166,6 +168,7 @@ impl Catalog {
             stale_after: config.stale_after,
             clock: Arc::new(causeway_trust::SystemClock),
             stop: ShutdownToken(tokio::sync::watch::channel(false).0),
+            watch_hub: Default::default(),
         }
     }
 
@@ -187,6 +190,10 @@ impl Catalog {
 
     pub(crate) fn shutdown_token(&self) -> ShutdownToken {
         self.stop.clone()
+    }
+
+    pub(crate) fn watch_hub(&self) -> &crate::server::watch::HubSlot {
+        &self.watch_hub
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {

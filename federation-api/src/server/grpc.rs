@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::AppState;
 use super::routes::authenticate;
-use super::watch::WatchLine;
+use super::watch::{Item, WatchLine};
 use crate::proto::catalog_server::{Catalog, CatalogServer};
 use crate::proto::{self, EventType};
 
@@ -132,9 +132,12 @@ impl Catalog for CatalogService {
             .await
             .map_err(|e| status_of(&e))?;
         let guard = self.state.0.metrics.watch_guard("grpc");
-        let stream = lines.filter_map(move |l| {
+        let stream = lines.filter_map(move |item| {
             let _held = &guard;
-            to_event(l)
+            match item {
+                Item::Line(l) => to_event(l),
+                Item::Shared(e) => Some(Ok(e.grpc.clone())),
+            }
         });
         Ok(Response::new(Box::pin(stream)))
     }

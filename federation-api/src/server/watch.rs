@@ -8,7 +8,7 @@ mod engine;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use self::engine::open;
+pub(crate) use self::engine::{HubSlot, Item, ndjson_line, open};
 use crate::model::{CatalogEvent, Kind, ObjectRef, Resource};
 
 /// One line of the NDJSON watch (and the content of a gRPC event).

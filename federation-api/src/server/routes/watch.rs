@@ -9,6 +9,7 @@ use tokio_stream::StreamExt;
 use super::{Caller, query_map};
 use crate::server::AppState;
 use crate::server::error::{ApiError, Problem};
+use crate::server::watch::{Item, ndjson_line};
 
 /// Parses `since`.
 pub(crate) fn parse_since(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
@@ -47,11 +48,12 @@ pub(super) async fn watch(
     let since = parse_since(m.get("since").map(String::as_str))?;
     let stream = crate::server::watch::open(&s.0.catalog, since).await?;
     let guard = s.0.metrics.watch_guard("ndjson");
-    let body = stream.map(move |line| {
+    let body = stream.map(move |item| {
         let _held = &guard;
-        let mut v = serde_json::to_vec(&line).unwrap_or_default();
-        v.push(b'\n');
-        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(v))
+        Ok::<_, std::convert::Infallible>(match item {
+            Item::Line(line) => ndjson_line(&line),
+            Item::Shared(e) => e.ndjson.clone(),
+        })
     });
     let mut r = (StatusCode::OK, Body::from_stream(body)).into_response();
     r.headers_mut().insert(
