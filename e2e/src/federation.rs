@@ -1,6 +1,8 @@
 //! A whole federation on one machine: etcd (or the embedded store), API
-//! replicas, and one gateway per cluster with its agent and echo backends.
-//! Every process is killed when the [`Federation`] is dropped.
+//! replicas behind a balancer, and one gateway per cluster whose own agent
+//! registers the cluster, publishes its bundle and the exports of its static
+//! discovery file, and follows the catalog. Every process is killed when the
+//! [`Federation`] is dropped.
 
 mod cluster;
 
@@ -14,11 +16,12 @@ use causeway_federation::testing::{EtcdCluster, EtcdProcess};
 use causeway_trust::{Authority, AuthorityConfig, SystemClock, TrustDomain};
 
 pub use self::cluster::{ClusterDef, ClusterHandle, ServiceDef};
-use crate::agent::{Agent, AgentSpec, LocalExport};
 use crate::api::{ApiSettings, FederationApi};
+use crate::balancer::ApiBalancer;
 use crate::client::{HttpClient, Reply};
 use crate::echo::EchoServer;
 use crate::gateway::GatewayProcess;
+use crate::site::{SiteFile, SiteService};
 
 /// Where the catalog lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,9 +42,11 @@ pub enum Store {
 pub struct Timings {
     /// Agent heartbeat period.
     pub heartbeat_interval: Duration,
+    /// Agent bundle publication period (and first-publication retry).
+    pub bundle_interval: Duration,
     /// API heartbeat lease TTL.
     pub heartbeat_ttl: Duration,
-    /// Gateway catalog/bundle file reload period.
+    /// Gateway SVID renewal check and static discovery file poll period.
     pub reload_interval: Duration,
     /// Gateway active probe period.
     pub probe_interval: Duration,
@@ -53,6 +58,7 @@ impl Default for Timings {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_millis(500),
+            bundle_interval: Duration::from_millis(500),
             heartbeat_ttl: Duration::from_secs(5),
             reload_interval: Duration::from_millis(100),
             probe_interval: Duration::from_millis(300),
@@ -81,8 +87,9 @@ enum Etcd {
 /// A running federation.
 #[derive(Debug)]
 pub struct Federation {
-    // Field order is drop order: gateways and agents, then the API, then etcd.
+    // Field order is drop order: gateways, the balancer, the API, then etcd.
     clusters: Vec<ClusterHandle>,
+    balancer: ApiBalancer,
     api: FederationApi,
     etcd: Option<Etcd>,
     http: HttpClient,
@@ -135,7 +142,7 @@ impl FederationBuilder {
     }
 
     /// Starts everything and waits until every gateway serves a catalog that
-    /// knows every cluster.
+    /// holds every cluster, bundle and export.
     pub async fn start(self) -> anyhow::Result<Federation> {
         let (tmp, dir) = match &self.dir {
             Some(d) => {
@@ -179,8 +186,11 @@ impl FederationBuilder {
             },
         )
         .await?;
+        let replica_addrs = api.replicas().iter().map(|r| r.addr).collect();
+        let balancer = ApiBalancer::start(subnet.api_ip(), replica_addrs).await?;
         let mut fed = Federation {
             clusters: Vec::new(),
+            balancer,
             api,
             etcd,
             http: HttpClient::default(),
@@ -188,37 +198,20 @@ impl FederationBuilder {
             dir: dir.clone(),
             _tmp: tmp,
         };
-        // Identities first: every gateway is federated with every other
-        // cluster's trust domain.
-        let mut prepared = Vec::new();
+        // Gateways start one after another: each agent registers its cluster
+        // and publishes its bundle and exports on its own.
         for (i, def) in self.clusters.iter().enumerate() {
-            prepared.push(prepare(&dir, subnet.cluster_ip(i), def).await?);
-        }
-        let tds: Vec<(String, String)> = prepared
-            .iter()
-            .map(|p| (p.def.id.clone(), p.def.trust_domain()))
-            .collect();
-        let mut staged = Vec::new();
-        for p in prepared {
-            staged.push(fed.register(p, &tds, &self.timings).await?);
-        }
-        let rev = fed.last_write();
-        for s in staged {
-            let handle = fed.launch(s, rev, &self.timings).await?;
+            let p = prepare(&dir, subnet.cluster_ip(i), def).await?;
+            let handle = fed.launch(p, &self.timings).await?;
             fed.clusters.push(handle);
         }
+        let rev = fed.wait_joined(Duration::from_secs(30)).await?;
         fed.wait_converged(rev, Duration::from_secs(30)).await?;
+        // A gateway that probed a peer before the peer knew its bundle saw
+        // the handshake refused; wait for the next probes to pass.
+        fed.wait_probes_pass(Duration::from_secs(30)).await?;
         Ok(fed)
     }
-}
-
-/// A registered cluster whose gateway is not started yet.
-struct Staged {
-    p: Prepared,
-    agent: Agent,
-    addrs: [std::net::SocketAddr; 3],
-    bundle_files: BTreeMap<String, PathBuf>,
-    catalog_file: PathBuf,
 }
 
 /// A cluster whose identity and backends exist, before its gateway starts.
@@ -226,14 +219,15 @@ struct Prepared {
     def: ClusterDef,
     ip: std::net::IpAddr,
     dir: PathBuf,
-    bundle_json: String,
     backends: BTreeMap<String, EchoServer>,
 }
 
 async fn prepare(root: &Path, ip: std::net::IpAddr, def: &ClusterDef) -> anyhow::Result<Prepared> {
     let dir = root.join(&def.id);
     std::fs::create_dir_all(&dir)?;
-    let authority = Authority::load_or_create(
+    // The gateway loads this CA (`identity.authorityDir`); creating it here
+    // lets tests sign foreign or rotated certificates with it.
+    Authority::load_or_create(
         &dir.join("ca"),
         TrustDomain::new(&def.trust_domain())?,
         AuthorityConfig::default(),
@@ -248,7 +242,6 @@ async fn prepare(root: &Path, ip: std::net::IpAddr, def: &ClusterDef) -> anyhow:
         def: def.clone(),
         ip,
         dir,
-        bundle_json: authority.bundle().to_json_pretty(),
         backends,
     })
 }
@@ -259,73 +252,48 @@ impl Federation {
         FederationBuilder::default()
     }
 
-    async fn register(
-        &mut self,
-        p: Prepared,
-        tds: &[(String, String)],
-        t: &Timings,
-    ) -> anyhow::Result<Staged> {
+    async fn launch(&mut self, p: Prepared, t: &Timings) -> anyhow::Result<ClusterHandle> {
         let ip = p.ip;
         let [egress, ingress, admin]: [std::net::SocketAddr; 3] = crate::net::free_addrs(ip, 3)?
             .try_into()
             .map_err(|_| anyhow::anyhow!("expected three addresses"))?;
-        let cluster = p.def.resource(ingress)?;
-        let bundle_files: BTreeMap<String, PathBuf> = tds
-            .iter()
-            .filter(|(id, _)| *id != p.def.id)
-            .map(|(id, td)| (td.clone(), p.dir.join(format!("bundle-{id}.json"))))
-            .collect();
-        let catalog_file = p.dir.join("catalog.json");
-        let spec = AgentSpec {
-            cluster: cluster.clone(),
-            bundle_json: p.bundle_json.clone(),
-            api_urls: self.api.urls(),
-            token: self.api.token(&[&format!("cluster:{}", p.def.id)])?,
-            catalog_file: catalog_file.clone(),
-            bundle_files: bundle_files.clone(),
-            heartbeat_interval: t.heartbeat_interval,
-        };
-        let exports = p
-            .def
-            .services
-            .iter()
-            .filter(|s| s.export)
-            .map(|s| LocalExport {
-                service: s.service.clone(),
-                port: 8080,
-                ready: 1,
-                weight: s.weight,
-            })
-            .collect();
-        let (agent, rev) = Agent::start(spec, exports).await?;
-        self.note_write(rev);
-        Ok(Staged {
-            p,
-            agent,
-            addrs: [egress, ingress, admin],
-            bundle_files,
-            catalog_file,
-        })
-    }
-
-    async fn launch(&mut self, s: Staged, rev: u64, t: &Timings) -> anyhow::Result<ClusterHandle> {
-        let Staged {
-            p,
-            agent,
-            addrs: [egress, ingress, admin],
-            bundle_files,
-            catalog_file,
-        } = s;
-        let ip = p.ip;
-        // The gateway needs every federated bundle file at start.
-        agent.wait_revision(rev, Duration::from_secs(30)).await?;
         let mut config = p.def.gateway_config(egress, ingress, admin, &p.dir, t);
-        config.federation.catalog_file = Some(catalog_file);
-        for (td, path) in &bundle_files {
-            if path.is_file() {
-                config.federation.bundles.insert(td.clone(), path.clone());
+        let token_file = p.dir.join("cluster.token");
+        std::fs::write(
+            &token_file,
+            self.api.token(&[&format!("cluster:{}", p.def.id)])?,
+        )?;
+        let mut exported = Vec::new();
+        for s in &p.def.services {
+            let addr = p
+                .backends
+                .get(&s.service)
+                .map(EchoServer::addr)
+                .ok_or_else(|| anyhow::anyhow!("no backend for {}", s.service))?;
+            if s.export {
+                exported.push(SiteService {
+                    service: s.service.clone(),
+                    addr,
+                    ready: true,
+                    weight: s.weight,
+                });
+            } else {
+                config.local_services.insert(s.service.clone(), vec![addr]);
             }
         }
+        let site = SiteFile::create(&p.dir.join("services.yaml"), exported)?;
+        let agent = &mut config.agent;
+        agent.endpoint = Some(self.balancer.url());
+        agent.token_file = Some(token_file);
+        agent.cloud = "local".into();
+        agent.gateway_endpoints = vec![ingress.to_string()];
+        agent.snapshot_file = Some(p.dir.join("catalog.snapshot"));
+        agent.static_file = Some(site.path().to_owned());
+        agent.static_poll_interval = t.reload_interval;
+        agent.heartbeat_interval = t.heartbeat_interval;
+        agent.bundle_interval = t.bundle_interval;
+        agent.backoff_base = Duration::from_millis(50);
+        agent.backoff_cap = Duration::from_secs(1);
         let tcp_addrs = crate::net::free_addrs(ip, p.def.tcp_imports.len() + 3)?;
         for (svc, listen) in p.def.tcp_imports.iter().zip(
             tcp_addrs
@@ -334,12 +302,9 @@ impl Federation {
         ) {
             config.tcp.push(causeway_gateway::config::TcpServiceConfig {
                 service: svc.clone(),
-                port: 8080,
+                port: crate::site::SERVICE_PORT,
                 listen,
             });
-        }
-        for (svc, echo) in &p.backends {
-            config.local_services.insert(svc.clone(), vec![echo.addr()]);
         }
         let mut gateway = GatewayProcess::new(&p.dir.join("gateway"), config)?;
         gateway.start().await?;
@@ -347,34 +312,80 @@ impl Federation {
             def: p.def,
             ip,
             gateway,
-            agent,
+            site,
             backends: p.backends,
         })
     }
 
-    /// The current store revision (from a list of clusters).
-    pub async fn store_revision(&self) -> anyhow::Result<u64> {
-        let mut last = None;
-        for i in 0..self.api.replicas().len() {
-            match self.api.admin_client_of(i) {
-                Ok(c) => match c
-                    .get::<causeway_federation::client::Page<serde_json::Value>>("/v1/clusters")
-                    .await
-                {
-                    Ok(p) => return Ok(p.value.revision),
-                    Err(e) => last = Some(anyhow::Error::from(e)),
-                },
-                Err(e) => last = Some(e),
+    /// Waits until the API holds every cluster's record, trust bundle and
+    /// exports (with the ready counts of its static file), as the gateways'
+    /// agents publish them; returns the newest revision among them.
+    pub async fn wait_joined(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let mut newest = 0;
+        for c in &self.clusters {
+            let id = &c.def.id;
+            newest = newest.max(
+                self.wait_resource(&format!("/v1/clusters/{id}"), timeout, |_| true)
+                    .await?,
+            );
+            let bundle = format!("/v1/trust-domains/{}/bundle", c.def.trust_domain());
+            newest = newest.max(self.wait_resource(&bundle, timeout, |_| true).await?);
+            for s in c.site.services() {
+                newest = newest.max(
+                    self.wait_export(id, &s.service, u32::from(s.ready), timeout)
+                        .await?,
+                );
             }
         }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("no API replica")))
+        Ok(self.note_write(newest))
+    }
+
+    /// Waits until `path` exists and `accept` takes it; returns its revision.
+    async fn wait_resource(
+        &self,
+        path: &str,
+        timeout: Duration,
+        accept: impl Fn(&serde_json::Value) -> bool,
+    ) -> anyhow::Result<u64> {
+        let accept = &accept;
+        crate::wait::until(path, timeout, Duration::from_millis(25), || async move {
+            for i in 0..self.api.replicas().len() {
+                let Ok(client) = self.api.admin_client_of(i) else {
+                    continue;
+                };
+                if let Ok(v) = client.get::<serde_json::Value>(path).await {
+                    return accept(&v.value).then_some(v.revision.unwrap_or(0));
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits until the export of `service` by `cluster` announces `ready`
+    /// endpoints; returns its revision.
+    pub async fn wait_export(
+        &self,
+        cluster: &str,
+        service: &str,
+        ready: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
+        let path = format!("/v1/clusters/{cluster}/exports/{service}");
+        self.wait_resource(&path, timeout, |export| {
+            let announced: u64 = export["spec"]["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|z| z["ready"].as_u64())
+                .sum();
+            announced == u64::from(ready)
+        })
+        .await
     }
 
     /// Waits until every running gateway serves catalog revision `rev` or later.
     pub async fn wait_converged(&self, rev: u64, timeout: Duration) -> anyhow::Result<()> {
-        for c in &self.clusters {
-            c.agent.wait_revision(rev, timeout).await?;
-        }
         for c in &self.clusters {
             if !c.gateway.is_started() {
                 continue;
@@ -385,6 +396,28 @@ impl Federation {
                 timeout,
                 Duration::from_millis(25),
                 || async move { g.revision().await.ok().filter(|r| *r >= rev) },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", c.def.id))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until no running gateway reports a failing probe of a peer.
+    pub async fn wait_probes_pass(&self, timeout: Duration) -> anyhow::Result<()> {
+        for c in &self.clusters {
+            let g = &c.gateway;
+            crate::wait::until(
+                "gateway probes of every peer pass",
+                timeout,
+                Duration::from_millis(25),
+                || async move {
+                    let text = g.metrics().await.ok()?;
+                    let failing = crate::metrics::parse(&text).into_iter().any(|s| {
+                        s.name == "causeway_gateway_gateway_probe_failing" && s.value > 0.0
+                    });
+                    (!failing).then_some(())
+                },
             )
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", c.def.id))?;
@@ -462,27 +495,54 @@ impl Federation {
         self.call_path(from, host, "/", headers).await
     }
 
-    /// Stops the backend of `service` in `cluster` and publishes 0 ready
-    /// endpoints (as the agent does when a Service's endpoints drain);
-    /// returns the store revision of the change.
+    /// Stops the backend of `service` in `cluster` and marks it not ready in
+    /// the cluster's static file; returns the store revision at which its
+    /// agent published the drained export.
     pub async fn stop_backend(&self, cluster: &str, service: &str) -> anyhow::Result<u64> {
-        let c = self.cluster(cluster)?;
         self.backend(cluster, service)?.stop().await;
-        Ok(self.note_write(c.agent.set_ready(service, 0).await?))
+        self.set_ready(cluster, service, false).await
     }
 
-    /// Publishes `ready` endpoints for `service` in `cluster` without touching
-    /// the backend (a graceful drain announces 0 before stopping).
-    pub async fn set_ready(&self, cluster: &str, service: &str, ready: u32) -> anyhow::Result<u64> {
-        let c = self.cluster(cluster)?;
-        Ok(self.note_write(c.agent.set_ready(service, ready).await?))
+    /// Marks the backend of `service` in `cluster` ready or not in the
+    /// static file without touching the backend (a graceful drain announces
+    /// it first), and waits until the agent published it; returns the revision.
+    pub async fn set_ready(
+        &self,
+        cluster: &str,
+        service: &str,
+        ready: bool,
+    ) -> anyhow::Result<u64> {
+        self.cluster(cluster)?.site.set_ready(service, ready)?;
+        let rev = self
+            .wait_export(cluster, service, u32::from(ready), Duration::from_secs(30))
+            .await?;
+        Ok(self.note_write(rev))
     }
 
-    /// Restarts the backend and publishes 1 ready endpoint.
+    /// Restarts the backend and marks it ready again.
     pub async fn restore_backend(&self, cluster: &str, service: &str) -> anyhow::Result<u64> {
-        let c = self.cluster(cluster)?;
         self.backend(cluster, service)?.restart().await?;
-        Ok(self.note_write(c.agent.set_ready(service, 1).await?))
+        self.set_ready(cluster, service, true).await
+    }
+
+    /// Starts an echo backend for `service` in `cluster` and adds it to the
+    /// cluster's static file, which its agent publishes as a new export.
+    pub async fn add_service(&mut self, cluster: &str, service: &str) -> anyhow::Result<()> {
+        let c = self.cluster_mut(cluster)?;
+        let echo = EchoServer::start(std::net::SocketAddr::new(c.ip, 0), cluster, service).await?;
+        c.site.add(SiteService {
+            service: service.to_owned(),
+            addr: echo.addr(),
+            ready: true,
+            weight: 100,
+        })?;
+        c.backends.insert(service.to_owned(), echo);
+        Ok(())
+    }
+
+    /// The URL the gateways' agents reach the API at (the balancer).
+    pub fn api_url(&self) -> String {
+        self.balancer.url()
     }
 
     /// Creates or replaces a policy (`kind` = residency|traffic|access|export)

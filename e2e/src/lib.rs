@@ -17,14 +17,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The gateway's own cluster agent (federation watch, registration,
-//! heartbeats) is not part of the gateway yet; [`agent`] stands in for it:
-//! it registers each cluster with a cluster-scoped token, publishes its
-//! bundle, heartbeats, follows the API watch and writes the catalog and
-//! federated bundle files the gateway reloads. See `e2e/REQUESTS.md`.
+//! Each gateway runs its own cluster agent with a cluster-scoped token: it
+//! registers the cluster, publishes its trust bundle and the exports of its
+//! static discovery file ([`site`]), follows the catalog over the gRPC watch
+//! and persists it. The agents reach the API replicas through [`balancer`].
 
-pub mod agent;
 pub mod api;
+pub mod balancer;
 pub mod binaries;
 pub mod client;
 pub mod echo;
@@ -36,6 +35,7 @@ pub mod metrics;
 pub mod mtls;
 pub mod net;
 pub mod process;
+pub mod site;
 pub mod traffic;
 pub mod wait;
 

@@ -74,7 +74,10 @@ pub fn main() -> ExitCode {
 }
 
 fn client(cli: &Cli) -> Result<Client, CliError> {
-    Ok(Client::new(&cli.server, cli.token.clone())?)
+    let tls = crate::client::TlsOptions {
+        ca_file: cli.ca_file.clone(),
+    };
+    Ok(Client::with_tls(&cli.server, cli.token.clone(), &tls)?)
 }
 
 /// Runs one parsed command.

@@ -6,6 +6,7 @@
 
 mod follow;
 mod http;
+mod tls;
 mod typed;
 mod watch;
 
@@ -16,7 +17,8 @@ use serde::de::DeserializeOwned;
 pub use self::follow::{Follow, apply_line};
 pub use self::http::RawResponse;
 use self::http::{Transport, api_error};
-pub use self::watch::{NdjsonWatch, grpc_watch, status_error};
+pub use self::tls::TlsOptions;
+pub use self::watch::{NdjsonWatch, grpc_watch, grpc_watch_tls, status_error};
 use crate::server::error::Problem;
 use crate::server::watch::WatchLine;
 
@@ -135,10 +137,21 @@ fn etag_revision(headers: &::http::HeaderMap) -> Option<u64> {
 }
 
 impl Client {
-    /// A client of `server` (`http://host:port`) with an optional bearer token.
+    /// A client of `server` (`http://` or `https://host:port`, the latter
+    /// verified against the system's CAs) with an optional bearer token.
     pub fn new(server: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_tls(server, token, &TlsOptions::default())
+    }
+
+    /// A client for `server` (`http://` or `https://`) that verifies an
+    /// https server against the system's CAs and those of `tls`.
+    pub fn with_tls(
+        server: &str,
+        token: Option<String>,
+        tls: &TlsOptions,
+    ) -> Result<Self, ClientError> {
         Ok(Self {
-            transport: Transport::new(server, token)?,
+            transport: Transport::new(server, token, tls)?,
         })
     }
 

@@ -26,7 +26,9 @@ struct World {
 }
 
 async fn world(ns: &str) -> World {
-    let etcd = EtcdProcess::shared().await.unwrap();
+    // An etcd of its own: the tests assert the store revision does not
+    // move, and etcd's revision counts writes under every prefix.
+    let etcd = Arc::new(EtcdProcess::start().await.unwrap());
     let store = EtcdStore::connect(&EtcdStoreConfig {
         endpoints: etcd.endpoints(),
         namespace: format!("/abuse-{ns}-{}", std::process::id()),

@@ -148,6 +148,7 @@ async fn run(etcd: &EtcdProcess, watchers: usize, changes: u32) -> anyhow::Resul
         });
         let follower = Follower::new(
             FollowerConfig {
+                tls: Default::default(),
                 endpoint: base.clone(),
                 token: None,
                 snapshot_file: None,

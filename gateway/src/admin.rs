@@ -147,10 +147,17 @@ impl ServeHttp for Admin {
         match path.as_str() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => {
-                if self.shared.ready.load(Ordering::Relaxed) {
-                    text(StatusCode::OK, "ready\n")
-                } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                // With the agent on, a gateway that has no catalog yet (none
+                // received, none persisted) knows no service: not ready.
+                let has_catalog = !self.shared.config.agent.enabled()
+                    || self.shared.catalog.load().revision() > 0;
+                match (self.shared.ready.load(Ordering::Relaxed), has_catalog) {
+                    (true, true) => text(StatusCode::OK, "ready\n"),
+                    (true, false) => text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: no catalog from the federation API yet\n",
+                    ),
+                    (false, _) => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
                 }
             }
             "/metrics" => self.metrics(),

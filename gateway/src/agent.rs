@@ -93,33 +93,9 @@ impl CatalogSink for GatewaySink {
         self.shared.install_catalog(state);
         let shared = self.shared.clone();
         if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::spawn_blocking(move || prepare_remotes(&shared));
+            tokio::task::spawn_blocking(move || crate::gateway::prepare_remotes(&shared));
         }
     }
-}
-
-fn prepare_remotes(shared: &Shared) {
-    let state = shared.catalog.load();
-    let local = shared.config.cluster.id.as_str();
-    let targets: Vec<crate::routing::Target> = state
-        .catalog
-        .clusters
-        .iter()
-        .filter(|(id, _)| id.as_str() != local)
-        .map(|(id, c)| crate::routing::Target {
-            cluster: Arc::from(id.as_str()),
-            local: false,
-            gateway_endpoints: c
-                .spec
-                .gateway
-                .endpoints
-                .iter()
-                .map(|e| e.to_string())
-                .collect(),
-            trust_domain: Arc::from(c.spec.trust_domain.as_str()),
-        })
-        .collect();
-    shared.remotes.prepare(targets.iter());
 }
 
 /// A running agent.
@@ -165,8 +141,11 @@ pub fn spawn(
         .clone()
         .ok_or_else(|| AgentError::Config("agent.endpoint is required".into()))?;
     let token = read_token(config)?;
-    let client =
-        Client::new(&endpoint, token.clone()).map_err(|e| AgentError::Config(e.to_string()))?;
+    let tls = causeway_federation::client::TlsOptions {
+        ca_file: config.ca_file.clone(),
+    };
+    let client = Client::with_tls(&endpoint, token.clone(), &tls)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     let cluster_cfg = &shared.config.cluster;
     let cluster: ClusterId = cluster_cfg
         .id
@@ -191,6 +170,7 @@ pub fn spawn(
     let mut follower = sync::Follower::new(
         sync::FollowerConfig {
             endpoint: endpoint.clone(),
+            tls,
             token: token.clone(),
             snapshot_file: config.snapshot_file.clone(),
             backoff: backoff.clone(),

@@ -37,6 +37,12 @@ pub struct Args {
     /// Overrides `observability.logLevel`.
     #[arg(long, env = "CAUSEWAY_GATEWAY_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Overrides `agent.endpoint`: the federation API URL (turns the agent on).
+    #[arg(long, env = "CAUSEWAY_GATEWAY_FEDERATION_ENDPOINT")]
+    pub federation_endpoint: Option<String>,
+    /// Overrides `agent.tokenFile`: the cluster token for the federation API.
+    #[arg(long, env = "CAUSEWAY_GATEWAY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check: bool,
@@ -58,6 +64,8 @@ impl Args {
             catalog_file: self.catalog_file.clone(),
             access_log: self.access_log,
             log_level: self.log_level.clone(),
+            federation_endpoint: self.federation_endpoint.clone(),
+            token_file: self.token_file.clone(),
         });
         config.validate()?;
         Ok(config)

@@ -39,6 +39,9 @@ pub struct GatewayConfig {
     pub tcp: Vec<TcpServiceConfig>,
     /// Worker threads per Pingora service.
     pub threads: usize,
+    /// The cluster agent: registration, trust bundles, catalog sync from the
+    /// federation API, local discovery. Off unless `agent.endpoint` is set.
+    pub agent: crate::agent::AgentConfig,
 }
 
 /// Identity and locality of the cluster this gateway runs in.

@@ -6,6 +6,8 @@
 
 mod background;
 
+pub(crate) use background::prepare_remotes;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,6 +59,9 @@ pub enum StartError {
     /// The TLS listener could not be configured.
     #[error("tls: {0}")]
     Tls(String),
+    /// The cluster agent could not start.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
 }
 
 /// A running gateway.
@@ -105,6 +110,44 @@ fn local_addr(
         addr,
         source,
     })
+}
+
+/// Starts the cluster agent (it installs a persisted catalog before it
+/// returns) and keeps the local endpoint table in step with its static
+/// discovery.
+fn start_agent(
+    shared: &Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    let agent = crate::agent::spawn(
+        &shared.config.agent,
+        shared.clone(),
+        shared.agent_metrics.clone(),
+        shutdown.clone(),
+    )?;
+    if let Some(revision) = agent.restored {
+        tracing::info!(
+            revision,
+            "serving the persisted catalog until the API answers"
+        );
+    }
+    let mut tasks = agent.tasks;
+    if shared.config.agent.static_file.is_some() {
+        let (shared, mut state, mut shutdown) = (shared.clone(), agent.static_state, shutdown);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                {
+                    let state = state.borrow_and_update();
+                    shared.set_discovered_local(&state.local, &state.draining);
+                }
+                tokio::select! {
+                    changed = state.changed() => if changed.is_err() { return },
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 impl Gateway {
@@ -220,7 +263,10 @@ impl Gateway {
                 rx.clone(),
             )));
         }
-        tasks.extend(background::spawn_all(&shared, rx));
+        tasks.extend(background::spawn_all(&shared, rx.clone()));
+        if shared.config.agent.enabled() {
+            tasks.extend(start_agent(&shared, rx)?);
+        }
         shared.ready.store(true, Ordering::Relaxed);
         tracing::info!(
             cluster = %shared.config.cluster.id,

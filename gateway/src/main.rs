@@ -76,7 +76,8 @@ fn main() -> ExitCode {
                 let code = match e {
                     causeway_gateway::StartError::Config(_)
                     | causeway_gateway::StartError::Identity(_)
-                    | causeway_gateway::StartError::Catalog(_) => EX_USAGE,
+                    | causeway_gateway::StartError::Catalog(_)
+                    | causeway_gateway::StartError::Agent(_) => EX_USAGE,
                     _ => 1,
                 };
                 return ExitCode::from(code);

@@ -1,6 +1,6 @@
 //! The state shared by every listener and background task.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,20 +16,62 @@ use crate::identity::Identity;
 use crate::metrics::{Label, Metrics};
 use crate::upstream::RemoteConnectors;
 
-/// Local endpoints of one service with a round-robin cursor.
+/// Local endpoints of one service with a round-robin cursor: the ready ones
+/// or, when none is ready, the draining ones (never both empty).
 #[derive(Debug)]
 pub struct LocalEndpoints {
-    /// The endpoints.
-    pub addrs: Arc<[SocketAddr]>,
+    addrs: Box<[SocketAddr]>,
     cursor: AtomicUsize,
 }
 
 impl LocalEndpoints {
-    /// The next endpoint, round robin, skipping the `attempt`-th previous picks.
+    /// The next endpoint, round robin.
     pub fn pick(&self) -> SocketAddr {
         let i = self.cursor.fetch_add(1, Ordering::Relaxed);
         self.addrs[i % self.addrs.len()]
     }
+}
+
+/// Local endpoints by `namespace/name`.
+pub type LocalTable = HashMap<Box<str>, LocalEndpoints>;
+
+/// Endpoint lists by `namespace/name`.
+pub type EndpointLists = BTreeMap<String, Vec<SocketAddr>>;
+
+/// Builds the local table from ready endpoint lists (the config's
+/// `localServices` and the agent's static discovery; a service listed twice
+/// gets the union) and draining ones, used for a service only when it has no
+/// ready endpoint. A service with neither is left out.
+pub fn local_table<'a>(
+    ready: impl IntoIterator<Item = (&'a String, &'a Vec<SocketAddr>)>,
+    draining: &EndpointLists,
+) -> LocalTable {
+    let mut merged: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
+    for (key, addrs) in ready {
+        let all = merged.entry(key.as_str()).or_default();
+        for addr in addrs {
+            if !all.contains(addr) {
+                all.push(*addr);
+            }
+        }
+    }
+    for (key, addrs) in draining {
+        let all = merged.entry(key.as_str()).or_default();
+        if all.is_empty() {
+            all.extend(addrs);
+        }
+    }
+    merged
+        .into_iter()
+        .filter(|(_, addrs)| !addrs.is_empty())
+        .map(|(key, addrs)| {
+            let endpoints = LocalEndpoints {
+                addrs: addrs.into_boxed_slice(),
+                cursor: AtomicUsize::new(0),
+            };
+            (Box::from(key), endpoints)
+        })
+        .collect()
 }
 
 /// Everything the request path shares.
@@ -54,8 +96,10 @@ pub struct Shared {
     pub health: HealthRegistry,
     /// East-west connectors per remote cluster.
     pub remotes: RemoteConnectors,
-    /// Local endpoints by `namespace/name`.
-    pub local: HashMap<Box<str>, LocalEndpoints>,
+    /// Ready local endpoints by `namespace/name` (config plus static discovery).
+    local: ArcSwap<LocalTable>,
+    /// Metrics of the cluster agent (registered even when it is off).
+    pub agent_metrics: crate::agent::AgentMetrics,
     /// Whether the gateway has a catalog and its listeners are up.
     pub ready: AtomicBool,
 }
@@ -78,19 +122,8 @@ impl Shared {
         metrics
             .catalog_revision
             .set(i64::try_from(catalog.revision()).unwrap_or(i64::MAX));
-        let local = config
-            .local_services
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone().into_boxed_str(),
-                    LocalEndpoints {
-                        addrs: v.clone().into(),
-                        cursor: AtomicUsize::new(0),
-                    },
-                )
-            })
-            .collect();
+        let agent_metrics = crate::agent::AgentMetrics::register(&mut registry);
+        let local = local_table(&config.local_services, &EndpointLists::new());
         let identity = Arc::new(identity);
         let jwt_validator = JwtSvidValidator::new(identity.bundles.clone());
         let jwt_audience = identity.trust_domain.id().to_string();
@@ -107,9 +140,33 @@ impl Shared {
             jwt_audience,
             health,
             remotes,
-            local,
+            local: ArcSwap::from_pointee(local),
+            agent_metrics,
             ready: AtomicBool::new(false),
         }))
+    }
+
+    /// A ready local endpoint of `namespace/name` (round robin), if any.
+    pub fn local_endpoint(&self, service: &str) -> Option<SocketAddr> {
+        self.local.load().get(service).map(LocalEndpoints::pick)
+    }
+
+    /// How many ready local endpoints `namespace/name` has.
+    pub fn local_endpoint_count(&self, service: &str) -> usize {
+        self.local.load().get(service).map_or(0, |l| l.addrs.len())
+    }
+
+    /// Whether `namespace/name` has a ready local endpoint.
+    pub fn has_local(&self, service: &str) -> bool {
+        self.local.load().contains_key(service)
+    }
+
+    /// Replaces the local endpoints from discovery (ready and draining); the
+    /// config's `localServices` stay in force beside them.
+    pub fn set_discovered_local(&self, ready: &EndpointLists, draining: &EndpointLists) {
+        let table = local_table(self.config.local_services.iter().chain(ready), draining);
+        tracing::info!(services = table.len(), "local endpoints updated");
+        self.local.store(Arc::new(table));
     }
 
     /// Installs a new catalog revision (in-flight requests keep the old one).

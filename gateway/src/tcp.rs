@@ -123,10 +123,10 @@ async fn egress(shared: &Shared, cfg: &TcpServiceConfig, client: TcpStream) {
         };
         let target = route.target;
         if target.local {
-            let Some(eps) = shared.local.get(cfg.service.as_str()) else {
+            let Some(endpoint) = shared.local_endpoint(cfg.service.as_str()) else {
                 return;
             };
-            match TcpStream::connect(eps.pick()).await {
+            match TcpStream::connect(endpoint).await {
                 Ok(up) => return splice(client, up).await,
                 Err(e) => {
                     tracing::info!(service = %cfg.service, error = %e, "tcp local connect failed");
@@ -215,7 +215,7 @@ impl IngressTunnel {
                 }
             }
         };
-        let Some(eps) = self.shared.local.get(key.as_str()).filter(|_| allowed) else {
+        let Some(endpoint) = self.shared.local_endpoint(key.as_str()).filter(|_| allowed) else {
             tracing::info!(%peer, service = %key, "tcp tunnel refused");
             self.shared
                 .metrics
@@ -227,7 +227,7 @@ impl IngressTunnel {
                 .inc();
             return;
         };
-        match TcpStream::connect(eps.pick()).await {
+        match TcpStream::connect(endpoint).await {
             Ok(up) => splice(stream, up).await,
             Err(e) => tracing::info!(service = %key, error = %e, "tcp local connect failed"),
         }

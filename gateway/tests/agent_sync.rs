@@ -386,6 +386,7 @@ impl Recorder {
 fn follower(api: &str, file: PathBuf, sink: Arc<Recorder>, metrics: AgentMetrics) -> Follower {
     Follower::new(
         FollowerConfig {
+            tls: Default::default(),
             endpoint: api.to_owned(),
             token: None,
             snapshot_file: Some(file),

@@ -147,7 +147,8 @@ rejected by the binary); e2e/tests/charts.rs parses it with the real parser.
 {{- $_ := set $bundles $td (printf "%s/%s/bundle.json" $p.bundles $td) -}}
 {{- end -}}
 {{- $federation := dict "bundles" $bundles -}}
-{{- $cfg := dict "cluster" $cluster "listeners" $listeners "identity" $identity "federation" $federation -}}
+{{- $agent := include "causeway.gateway.agentConfig" . | fromYaml -}}
+{{- $cfg := dict "cluster" $cluster "listeners" $listeners "identity" $identity "federation" $federation "agent" $agent -}}
 {{- $_ := set $cfg "threads" ($g.config.threads | default 0) -}}
 {{- range $section := list "upstream" "limits" "observability" -}}
 {{- with (index $g.config $section) -}}

@@ -71,10 +71,6 @@ async fn main() -> anyhow::Result<()> {
         f = builder.start() => f?,
         _ = tokio::signal::ctrl_c() => { step("interrupted"); return Ok(()); }
     };
-    step(
-        "note: each gateway's catalog and federated bundles are fed by causeway-local's stand-in \
-         cluster agent (register, heartbeat, watch, persist) until the gateway runs its own",
-    );
     step("applying residency policies");
     local::apply_policies(&fed).await?;
     let token_file = fed.dir().join("admin.token");

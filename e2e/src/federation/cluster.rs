@@ -5,13 +5,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use causeway_federation::model::{Cluster, ClusterSpec, GatewaySpec};
 use causeway_gateway::config::GatewayConfig;
 
 use super::Timings;
-use crate::agent::Agent;
 use crate::echo::EchoServer;
 use crate::gateway::GatewayProcess;
+use crate::site::SiteFile;
 
 /// A service a cluster runs (an echo backend) and, usually, exports.
 #[derive(Debug, Clone)]
@@ -89,25 +88,8 @@ impl ClusterDef {
         format!("{}.causeway.test", self.id)
     }
 
-    /// The cluster resource, with the gateway's east-west endpoint.
-    pub fn resource(&self, ingress: SocketAddr) -> anyhow::Result<Cluster> {
-        Ok(Cluster::new(
-            self.id.parse()?,
-            ClusterSpec {
-                cloud: "local".into(),
-                region: self.region.clone(),
-                zone: self.zone.clone(),
-                jurisdictions: self.jurisdictions.clone(),
-                labels: BTreeMap::new(),
-                gateway: GatewaySpec {
-                    endpoints: vec![ingress.to_string().parse()?],
-                },
-                trust_domain: self.trust_domain().parse()?,
-            },
-        ))
-    }
-
-    /// The gateway configuration (catalog and bundles are added by the harness).
+    /// The gateway configuration (the harness adds the agent section and
+    /// the local endpoints).
     pub fn gateway_config(
         &self,
         egress: SocketAddr,
@@ -149,8 +131,8 @@ pub struct ClusterHandle {
     pub ip: IpAddr,
     /// Its gateway process.
     pub gateway: GatewayProcess,
-    /// Its agent.
-    pub agent: Agent,
+    /// Its static discovery file (the services its agent exports).
+    pub site: SiteFile,
     /// Echo backends by `namespace/name`.
     pub backends: BTreeMap<String, EchoServer>,
 }

@@ -1,6 +1,6 @@
 //! Scenario 1: export in one cluster, call from another.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::{calls, tally};
 use causeway_e2e::federation::host;
@@ -9,9 +9,10 @@ use causeway_e2e::{ClusterDef, Federation, Store};
 
 /// 1. Export in cluster A, call `svc.ns.svc.clusterset.local` from cluster B:
 /// served by A over mTLS; source and destination in metrics and access logs.
+/// A service A starts exporting later is routable from B within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s01_export_in_a_is_served_to_b_over_mtls() -> anyhow::Result<()> {
-    let fed = Federation::builder()
+    let mut fed = Federation::builder()
         .store(Store::Etcd { members: 1 })
         .cluster(
             ClusterDef::new("eu-west-1", "eu-west", "eu-west-1a", &["eu"]).service("shop/cart"),
@@ -70,5 +71,33 @@ async fn s01_export_in_a_is_served_to_b_over_mtls() -> anyhow::Result<()> {
         line.contains("us-east-1") && line.contains("spiffe://us-east-1.causeway.test"),
         "{line}"
     );
+
+    // A new export: A's agent publishes it from its static file, B's agent
+    // learns it over the watch; B routes it within a second of its creation.
+    fed.add_service("eu-west-1", "shop/orders").await?;
+    let written = Instant::now();
+    fed.wait_export("eu-west-1", "shop/orders", 1, Duration::from_secs(5))
+        .await?;
+    let created = Instant::now();
+    let orders = host("shop/orders");
+    let us = &fed.cluster("us-east-1")?.gateway;
+    causeway_e2e::wait::until(
+        "us-east-1 routes shop/orders",
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+        || async {
+            let r = us.debug_route(&orders, &[]).await.ok()?;
+            (r["decision"]["outcome"] == "route").then_some(())
+        },
+    )
+    .await?;
+    let visible = created.elapsed();
+    eprintln!(
+        "new export: published {:?} after the file edit, routable in us-east-1 {visible:?} after that",
+        created - written
+    );
+    assert!(visible < Duration::from_secs(1), "{visible:?}");
+    let r = fed.call("us-east-1", &orders, &[]).await?;
+    assert_eq!(r.served_by.as_deref(), Some("eu-west-1"));
     Ok(())
 }

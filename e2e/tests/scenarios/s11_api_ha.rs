@@ -43,7 +43,7 @@ async fn s11_api_replica_and_etcd_leader_loss() -> anyhow::Result<()> {
     fed.api_mut().stop_replica(0);
     fed.kill_etcd_leader().await?;
     // A change after both losses: eu-west-1 announces a drain.
-    fed.set_ready("eu-west-1", "shop/cart", 0).await?;
+    fed.set_ready("eu-west-1", "shop/cart", false).await?;
     fed.wait_converged(fed.last_write(), Duration::from_secs(30))
         .await?;
     let t = tally(&calls(&fed, "us-east-1", &cart, &[], 20).await?);

@@ -19,6 +19,9 @@ pub struct Cli {
     /// Bearer token.
     #[arg(long, global = true, env = "CAUSEWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA certificates trusted for an https:// server, beside the system's.
+    #[arg(long, global = true, env = "CAUSEWAY_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

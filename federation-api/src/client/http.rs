@@ -1,13 +1,15 @@
-//! The HTTP transport of the client: plain HTTP/1.1 over hyper.
+//! The HTTP transport of the client: HTTP/1.1 over hyper, in plain text or
+//! over rustls.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::ClientError;
+use super::{ClientError, TlsOptions};
 use crate::server::error::Problem;
 
 /// A raw HTTP response.
@@ -26,31 +28,49 @@ pub struct RawResponse {
 pub(crate) struct Transport {
     base: String,
     token: Option<String>,
-    hyper: Hyper<HttpConnector, Full<Bytes>>,
+    hyper: Hyper<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Transport {
-    pub(crate) fn new(server: &str, token: Option<String>) -> Result<Self, ClientError> {
+    pub(crate) fn new(
+        server: &str,
+        token: Option<String>,
+        tls: &TlsOptions,
+    ) -> Result<Self, ClientError> {
         let base = server.trim_end_matches('/').to_owned();
         let uri: Uri = base
             .parse()
             .map_err(|_| ClientError::InvalidServer(server.to_owned()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(ClientError::InvalidServer(format!(
-                    "{server}: https is not supported by this client yet; use http:// or a local TLS proxy"
-                )));
-            }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             _ => {
                 return Err(ClientError::InvalidServer(format!(
-                    "{server}: expected http://host:port"
+                    "{server}: expected http://host:port or https://host:port"
                 )));
             }
-        }
+        };
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        connector.enforce_http(false);
+        // Trust roots are loaded only for https servers.
+        let config = if https {
+            tls.client_config()?
+        } else {
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::InvalidServer(format!("tls: {e}")))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let hyper = Hyper::builder(TokioExecutor::new()).build(connector);
         Ok(Self { base, token, hyper })
     }

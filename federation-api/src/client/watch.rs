@@ -4,6 +4,7 @@ use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 
 use super::ClientError;
+use super::TlsOptions;
 use crate::proto;
 use crate::server::watch::WatchLine;
 
@@ -57,18 +58,58 @@ impl NdjsonWatch {
     }
 }
 
-/// Opens the gRPC `Catalog/Watch` stream on `server` (`http://host:port`).
+/// Opens the gRPC `Catalog/Watch` stream on `server` (`http://host:port`,
+/// or `https://` verified against the system's CAs).
 pub async fn grpc_watch(
     server: &str,
     token: Option<&str>,
     since: Option<u64>,
 ) -> Result<tonic::Streaming<proto::WatchEvent>, ClientError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+    grpc_watch_tls(server, token, since, &TlsOptions::default()).await
+}
+
+/// [`grpc_watch`] with the trust settings of `tls` for an `https://` server.
+pub async fn grpc_watch_tls(
+    server: &str,
+    token: Option<&str>,
+    since: Option<u64>,
+    tls: &TlsOptions,
+) -> Result<tonic::Streaming<proto::WatchEvent>, ClientError> {
+    let https = server.starts_with("https://");
+    // tonic refuses an https:// endpoint without its own TLS features; it is
+    // given the http:// form and a connector that does TLS with our roots.
+    let target = match server.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => server.to_owned(),
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(target)
         .map_err(|e| ClientError::InvalidServer(format!("{server}: {e}")))?;
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| ClientError::Connect(format!("cannot reach {server}: {e}")))?;
+    let unreachable = |e: tonic::transport::Error| {
+        let mut msg = format!("cannot reach {server}: {e}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        ClientError::Connect(msg)
+    };
+    let channel = if https {
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.client_config()?)
+            .https_only()
+            .enable_http2()
+            .wrap_connector(http);
+        let connector = tower::ServiceExt::map_request(connector, as_https);
+        endpoint
+            .connect_with_connector(connector)
+            .await
+            .map_err(unreachable)?
+    } else {
+        endpoint.connect().await.map_err(unreachable)?
+    };
     let mut client = proto::catalog_client::CatalogClient::new(channel);
     let mut req = tonic::Request::new(proto::WatchRequest {
         since: since.map(|s| s as i64),
@@ -84,6 +125,13 @@ pub async fn grpc_watch(
         .await
         .map(tonic::Response::into_inner)
         .map_err(status_error)
+}
+
+/// The `https://` form of a URI tonic was given as `http://`.
+fn as_https(uri: http::Uri) -> http::Uri {
+    let mut parts = uri.into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTPS);
+    http::Uri::from_parts(parts).unwrap_or_default()
 }
 
 /// Maps a gRPC status to a client error (OUT_OF_RANGE becomes a 410 problem).

@@ -13,11 +13,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct AgentConfig {
-    /// Base URL of the federation API, e.g. `http://causeway-federation:8080`.
+    /// Base URL of the federation API, e.g. `https://federation.example.com`
+    /// or `http://causeway-federation:8080`.
     /// Unset: the agent does not run.
     pub endpoint: Option<String>,
     /// File holding the bearer token (scope `cluster:<id>`); re-read on every start.
     pub token_file: Option<PathBuf>,
+    /// PEM file with CA certificates trusted for an `https://` endpoint,
+    /// beside the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Cloud or site kind recorded in the cluster record (`aws`, `gcp`, `azure`, `vm`, ...).
     pub cloud: String,
     /// Free-form locality labels of the cluster record.
@@ -54,6 +58,7 @@ impl Default for AgentConfig {
         Self {
             endpoint: None,
             token_file: None,
+            ca_file: None,
             cloud: String::new(),
             labels: BTreeMap::new(),
             gateway_endpoints: Vec::new(),

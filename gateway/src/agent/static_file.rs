@@ -16,7 +16,7 @@
 //!       - address: 10.0.0.5:8080
 //!         zone: eu-west-1a        # default: the cluster's zone
 //!       - address: 10.0.0.6:8080
-//!         ready: false            # not routed, not counted
+//!         ready: false            # draining: not counted, used only if none is ready
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -87,7 +87,7 @@ pub struct StaticEndpoint {
     /// Zone of the backend (default: the cluster's zone).
     #[serde(default)]
     pub zone: Option<String>,
-    /// Whether it receives traffic (default true).
+    /// Whether it is ready (default true); a not-ready endpoint is draining.
     #[serde(default = "yes")]
     pub ready: bool,
 }
@@ -113,6 +113,12 @@ pub struct StaticState {
     pub exports: DesiredExports,
     /// Ready local endpoints by `namespace/name`.
     pub local: BTreeMap<String, Vec<SocketAddr>>,
+    /// Listed but not ready endpoints (draining) by `namespace/name`: neither
+    /// counted nor routed to by this cluster's callers, but used by the
+    /// east-west ingress when no ready endpoint is left, so requests peers
+    /// send before they learn of a drain still succeed (as Kubernetes does
+    /// with serving, terminating endpoints).
+    pub draining: BTreeMap<String, Vec<SocketAddr>>,
 }
 
 /// Parses and validates a static file; `file` names it in errors.
@@ -162,13 +168,18 @@ pub fn parse(file: &str, text: &str, default_zone: &str) -> Result<StaticState, 
             }
         }
         let mut zones: BTreeMap<String, u32> = BTreeMap::new();
-        let mut local = Vec::new();
-        for e in s.endpoints.iter().filter(|e| e.ready) {
+        let (mut local, mut draining) = (Vec::new(), Vec::new());
+        for e in &s.endpoints {
+            if !e.ready {
+                draining.push(e.address);
+                continue;
+            }
             let zone = e.zone.clone().unwrap_or_else(|| default_zone.to_owned());
             *zones.entry(zone).or_default() += 1;
             local.push(e.address);
         }
         state.local.insert(svc.to_string(), local);
+        state.draining.insert(svc.to_string(), draining);
         state.exports.insert(
             svc,
             ServiceExportSpec {
@@ -312,6 +323,10 @@ services:
         assert_eq!(db.type_, ServiceType::Headless);
         assert_eq!(db.weight, 10);
         assert_eq!(s.local["shop/cart"].len(), 2);
+        assert_eq!(
+            s.draining["shop/cart"],
+            vec!["10.0.0.7:8080".parse::<SocketAddr>().unwrap()]
+        );
         assert!(s.local["shop/db"].is_empty());
     }
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use causeway_federation::client::{Follow, apply_line, grpc_watch, status_error};
+use causeway_federation::client::{Follow, apply_line, grpc_watch_tls, status_error};
 use causeway_federation::model::CatalogSnapshot;
 use futures::{FutureExt as _, StreamExt as _};
 use rand::SeedableRng;
@@ -34,8 +34,11 @@ pub trait CatalogSink: Send + Sync + 'static {
 /// Where and how to follow the catalog.
 #[derive(Debug, Clone)]
 pub struct FollowerConfig {
-    /// Federation API base URL (`http://host:port`; gRPC is served on the same port).
+    /// Federation API base URL (`http://` or `https://host:port`; gRPC is
+    /// served on the same port).
     pub endpoint: String,
+    /// Trust settings for an `https://` endpoint.
+    pub tls: causeway_federation::client::TlsOptions,
     /// Bearer token.
     pub token: Option<String>,
     /// Where to persist each applied catalog.
@@ -181,7 +184,12 @@ impl Follower {
             }
             first = false;
             let since = (!relist).then_some(self.current.revision);
-            let connect = grpc_watch(&self.config.endpoint, self.config.token.as_deref(), since);
+            let connect = grpc_watch_tls(
+                &self.config.endpoint,
+                self.config.token.as_deref(),
+                since,
+                &self.config.tls,
+            );
             let opened = tokio::select! {
                 r = connect => r,
                 _ = shutdown.changed() => return,

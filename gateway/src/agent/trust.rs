@@ -171,8 +171,9 @@ impl BundlePublisher {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut published = None;
         let mut tick = tokio::time::interval(self.interval);
-        // Retry quickly until the first publication succeeds.
-        let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
+        // Retry quickly until the first publication succeeds (the cluster
+        // record it depends on may not be registered yet).
+        let mut retry = tokio::time::interval(self.interval.min(std::time::Duration::from_secs(1)));
         loop {
             if published.is_none() {
                 tokio::select! {

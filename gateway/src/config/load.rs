@@ -47,6 +47,10 @@ pub struct Overrides {
     pub access_log: Option<bool>,
     /// Overrides `observability.logLevel`.
     pub log_level: Option<String>,
+    /// Overrides `agent.endpoint`.
+    pub federation_endpoint: Option<String>,
+    /// Overrides `agent.tokenFile`.
+    pub token_file: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -72,6 +76,12 @@ impl GatewayConfig {
         }
         if let Some(v) = &o.log_level {
             self.observability.log_level.clone_from(v);
+        }
+        if let Some(v) = &o.federation_endpoint {
+            self.agent.endpoint = Some(v.clone());
+        }
+        if let Some(v) = &o.token_file {
+            self.agent.token_file = Some(v.clone());
         }
     }
 
@@ -175,6 +185,65 @@ impl GatewayConfig {
         if self.limits.rate_limit_rps < 0.0 || self.limits.rate_limit_burst < 0.0 {
             return invalid("limits.rateLimitRps", "must not be negative");
         }
+        self.validate_agent()
+    }
+
+    fn validate_agent(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        let agent = &self.agent;
+        let Some(endpoint) = &agent.endpoint else {
+            if agent.static_file.is_some() || agent.kubernetes.enabled {
+                return invalid(
+                    "agent.endpoint",
+                    "is required when agent.staticFile or agent.kubernetes is set",
+                );
+            }
+            return Ok(());
+        };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return invalid(
+                "agent.endpoint",
+                "must be an http:// or https:// URL of the federation API",
+            );
+        }
+        if self.federation.catalog_file.is_some() {
+            return invalid(
+                "federation.catalogFile",
+                "must not be set together with agent.endpoint (both would install catalogs)",
+            );
+        }
+        for gw in &agent.gateway_endpoints {
+            let ok = gw
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return invalid(
+                    "agent.gatewayEndpoints",
+                    &format!("{gw:?} is not host:port"),
+                );
+            }
+        }
+        let zero = std::time::Duration::ZERO;
+        if agent.heartbeat_interval == zero
+            || agent.bundle_interval == zero
+            || agent.static_poll_interval == zero
+        {
+            return invalid(
+                "agent.heartbeatInterval",
+                "agent intervals must be greater than zero",
+            );
+        }
+        if agent.backoff_base == zero || agent.backoff_cap < agent.backoff_base {
+            return invalid(
+                "agent.backoffBase",
+                "must be greater than zero and at most agent.backoffCap",
+            );
+        }
         Ok(())
     }
 }
@@ -252,6 +321,30 @@ mod tests {
         });
         assert_eq!(c.cluster.id, "other");
         assert_eq!(c.listeners.egress.port(), 1);
+    }
+
+    #[test]
+    fn agent_is_off_by_default_and_checked_when_on() {
+        let c = parse_str(MIN).unwrap();
+        assert!(!c.agent.enabled());
+        let on = format!(
+            "{MIN}agent: {{ endpoint: \"http://api:8080\", gatewayEndpoints: [\"gw.example:15443\"] }}\n"
+        );
+        parse_str(&on).unwrap().validate().unwrap();
+        let https = on.replace("http://", "https://");
+        parse_str(&https).unwrap().validate().unwrap();
+        let ftp = on.replace("http://", "ftp://");
+        let e = parse_str(&ftp).unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("agent.endpoint"), "{e}");
+        let bad_gw = on.replace("gw.example:15443", "gw.example");
+        let e = parse_str(&bad_gw).unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("agent.gatewayEndpoints"), "{e}");
+        let both = format!("{on}federation: {{ catalogFile: /tmp/c.json }}\n");
+        let e = parse_str(&both).unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("federation.catalogFile"), "{e}");
+        let orphan = format!("{MIN}agent: {{ staticFile: /tmp/s.yaml }}\n");
+        let e = parse_str(&orphan).unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("agent.endpoint"), "{e}");
     }
 
     #[test]

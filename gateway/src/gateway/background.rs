@@ -13,7 +13,7 @@ use crate::state::Shared;
 
 /// Builds east-west connectors (and resolves gateway host names) for every
 /// remote cluster of the current catalog.
-pub(super) fn prepare_remotes(shared: &Shared) {
+pub(crate) fn prepare_remotes(shared: &Shared) {
     let state = shared.catalog.load();
     let local = shared.config.cluster.id.as_str();
     let targets: Vec<_> = remote_targets(&state, local);

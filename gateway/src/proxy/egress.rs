@@ -223,14 +223,14 @@ impl ProxyHttp for Egress {
                 return Error::e_explain(ErrorType::InternalError, "no service");
             };
             let timeouts = state_timeouts(&self.shared, key);
-            let Some(eps) = self.shared.local.get(key.as_str()) else {
+            let Some(endpoint) = self.shared.local_endpoint(key.as_str()) else {
                 return Error::e_explain(
                     ErrorType::HTTPStatus(503),
                     "service routed locally but no local endpoints are configured",
                 );
             };
             ctx.h2 = super::upstream_h2(&self.shared, session, key.as_str());
-            return Ok(self.shared.remotes.local_peer(eps.pick(), ctx.h2, timeouts));
+            return Ok(self.shared.remotes.local_peer(endpoint, ctx.h2, timeouts));
         }
         if let Some(svc) = &ctx.service {
             match svc

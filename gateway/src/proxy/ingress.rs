@@ -181,7 +181,7 @@ impl ProxyHttp for Ingress {
         ctx.service = self.shared.health.service(key.namespace(), key.name());
         let (Some(rules), true) = (
             state.local_exports.get(key.as_str()),
-            self.shared.local.contains_key(key.as_str()),
+            self.shared.has_local(key.as_str()),
         ) else {
             return self
                 .deny(
@@ -279,11 +279,11 @@ impl ProxyHttp for Ingress {
             return Error::e_explain(ErrorType::InternalError, "no service");
         };
         let timeouts = super::egress::state_timeouts(&self.shared, key);
-        let Some(eps) = self.shared.local.get(key.as_str()) else {
+        let Some(endpoint) = self.shared.local_endpoint(key.as_str()) else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "not exported");
         };
         ctx.h2 = super::upstream_h2(&self.shared, session, key.as_str());
-        Ok(self.shared.remotes.local_peer(eps.pick(), ctx.h2, timeouts))
+        Ok(self.shared.remotes.local_peer(endpoint, ctx.h2, timeouts))
     }
 
     async fn upstream_request_filter(
@@ -338,9 +338,8 @@ impl ProxyHttp for Ingress {
     ) -> Box<Error> {
         let n = self
             .shared
-            .local
-            .get(ctx.service_ref.as_ref().map_or("", |k| k.as_str()))
-            .map_or(1, |l| l.addrs.len());
+            .local_endpoint_count(ctx.service_ref.as_ref().map_or("", |k| k.as_str()))
+            .max(1);
         e.set_retry((ctx.attempts as usize) < n.min(self.shared.config.upstream.max_retries + 1));
         e
     }
