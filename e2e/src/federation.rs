@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use causeway_federation::testing::{EtcdCluster, EtcdProcess};
-use causeway_trust::{Authority, AuthorityConfig, SystemClock, TrustDomain};
+use causeway_trust::{Authority, SystemClock, TrustDomain};
 
 pub use self::cluster::{ClusterDef, ClusterHandle, ServiceDef};
 use crate::api::{ApiSettings, FederationApi};
@@ -230,7 +230,7 @@ async fn prepare(root: &Path, ip: std::net::IpAddr, def: &ClusterDef) -> anyhow:
     Authority::load_or_create(
         &dir.join("ca"),
         TrustDomain::new(&def.trust_domain())?,
-        AuthorityConfig::default(),
+        def.authority_config(),
         Arc::new(SystemClock),
     )?;
     let mut backends = BTreeMap::new();

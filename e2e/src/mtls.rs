@@ -86,15 +86,37 @@ pub async fn attempt(
         .unwrap_or_else(|_| Attempt::Refused("timed out".into())))
 }
 
-/// The DER leaf certificate `ingress` presents to a client holding `svid`.
+/// The DER leaf certificate `ingress` presents to a client holding `svid`,
+/// verified against `server`'s whole bundle.
 pub async fn peer_certificate(
     ingress: SocketAddr,
     svid: &X509Svid,
     server: &Authority,
 ) -> anyhow::Result<Vec<u8>> {
-    let store = BundleStore::new(
-        BundleSet::new().with_bundle(server.trust_domain().clone(), server.bundle())?,
-    );
+    peer_certificate_verified_by(ingress, svid, server, server.bundle()).await
+}
+
+/// The DER leaf certificate `ingress` presents, verified against `server`'s
+/// active CA only: fails while the server still presents an SVID from an
+/// older CA.
+pub async fn peer_certificate_from_active_ca(
+    ingress: SocketAddr,
+    svid: &X509Svid,
+    server: &Authority,
+) -> anyhow::Result<Vec<u8>> {
+    let mut bundle = causeway_trust::Bundle::new(1);
+    bundle.add_x509_authority(server.active_ca_cert())?;
+    peer_certificate_verified_by(ingress, svid, server, bundle).await
+}
+
+async fn peer_certificate_verified_by(
+    ingress: SocketAddr,
+    svid: &X509Svid,
+    server: &Authority,
+    bundle: causeway_trust::Bundle,
+) -> anyhow::Result<Vec<u8>> {
+    let store =
+        BundleStore::new(BundleSet::new().with_bundle(server.trust_domain().clone(), bundle)?);
     let mut config = causeway_trust::client_config(svid, store, PeerPolicy::AnyFederated)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));

@@ -198,7 +198,10 @@ pub fn spawn(
         shared.identity.authority(),
         &shared.config.identity.bundle_file,
     ) {
-        (Some(a), _) => Some(trust::BundleSource::Authority(a.clone())),
+        (Some(a), _) => Some(trust::BundleSource::Authority {
+            authority: a.clone(),
+            dir: shared.config.identity.authority_dir.clone(),
+        }),
         (None, Some(f)) => Some(trust::BundleSource::File(f.clone())),
         (None, None) => None,
     };

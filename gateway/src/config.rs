@@ -108,6 +108,14 @@ pub struct IdentityConfig {
     /// Lifetime of the X.509-SVID issued by `authorityDir`.
     #[serde(with = "humantime_serde")]
     pub svid_ttl: Duration,
+    /// Lifetime of each CA certificate of `authorityDir`; the next CA
+    /// signs from half of it on (applies to CAs created from now on).
+    #[serde(with = "humantime_serde")]
+    pub ca_ttl: Duration,
+    /// How long a new CA is published in the bundle before it signs
+    /// (default 15 minutes); must be less than half of `caTtl`.
+    #[serde(with = "humantime_serde")]
+    pub ca_prepare_ahead: Option<Duration>,
 }
 
 impl Default for IdentityConfig {
@@ -121,6 +129,8 @@ impl Default for IdentityConfig {
             workload_id: None,
             caller_jwt_ttl: Duration::from_secs(300),
             svid_ttl: Duration::from_secs(24 * 3600),
+            ca_ttl: Duration::from_secs(24 * 3600),
+            ca_prepare_ahead: None,
         }
     }
 }

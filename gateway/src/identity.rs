@@ -145,6 +145,8 @@ impl Identity {
             let authority_config = AuthorityConfig {
                 x509_svid_ttl: idc.svid_ttl,
                 jwt_svid_ttl: idc.caller_jwt_ttl,
+                ca_ttl: idc.ca_ttl,
+                prepare_ahead: idc.ca_prepare_ahead,
                 ..AuthorityConfig::default()
             };
             let authority = Authority::load_or_create(
@@ -317,7 +319,7 @@ impl Identity {
         let half = svid.not_before() + (svid.not_after() - svid.not_before()) / 2;
         if now >= half {
             let fresh = if let Some(a) = &self.authority {
-                let _ = a.rotate_if_due()?;
+                crate::agent::trust::tick_and_save(a, self.config.authority_dir.as_deref())?;
                 let fresh = a.issue_x509_svid(&self.spiffe_id)?;
                 let _ = self.bundles.update(&self.trust_domain, a.bundle());
                 Some(fresh)

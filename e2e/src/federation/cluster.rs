@@ -38,6 +38,8 @@ pub struct ClusterDef {
     pub services: Vec<ServiceDef>,
     /// Lifetime of the gateway's X.509-SVID (rotated at half-life).
     pub svid_ttl: Option<Duration>,
+    /// CA lifetime and prepare-ahead of the gateway's in-process CA.
+    pub ca_rotation: Option<(Duration, Duration)>,
     /// Imported TCP services (`namespace/name`) given a local egress port each.
     pub tcp_imports: Vec<String>,
 }
@@ -52,6 +54,7 @@ impl ClusterDef {
             jurisdictions: jurisdictions.iter().map(|s| (*s).to_owned()).collect(),
             services: Vec::new(),
             svid_ttl: None,
+            ca_rotation: None,
             tcp_imports: Vec::new(),
         }
     }
@@ -83,6 +86,26 @@ impl ClusterDef {
         self
     }
 
+    /// Gives the gateway a CA that lives `ttl` and publishes its successor
+    /// `prepare_ahead` before it signs (rotation every `ttl / 2`).
+    pub fn ca_rotation(mut self, ttl: Duration, prepare_ahead: Duration) -> Self {
+        self.ca_rotation = Some((ttl, prepare_ahead));
+        self
+    }
+
+    /// The CA settings of the gateway's in-process authority.
+    pub fn authority_config(&self) -> causeway_trust::AuthorityConfig {
+        let mut c = causeway_trust::AuthorityConfig::default();
+        if let Some(ttl) = self.svid_ttl {
+            c.x509_svid_ttl = ttl;
+        }
+        if let Some((ttl, prepare_ahead)) = self.ca_rotation {
+            c.ca_ttl = ttl;
+            c.prepare_ahead = Some(prepare_ahead);
+        }
+        c
+    }
+
     /// The trust domain: `<id>.causeway.test`.
     pub fn trust_domain(&self) -> String {
         format!("{}.causeway.test", self.id)
@@ -110,6 +133,10 @@ impl ClusterDef {
         c.identity.authority_dir = Some(dir.join("ca"));
         if let Some(ttl) = self.svid_ttl {
             c.identity.svid_ttl = ttl;
+        }
+        if let Some((ttl, prepare_ahead)) = self.ca_rotation {
+            c.identity.ca_ttl = ttl;
+            c.identity.ca_prepare_ahead = Some(prepare_ahead);
         }
         c.federation.reload_interval = t.reload_interval;
         c.upstream.connect_timeout = t.connect_timeout;

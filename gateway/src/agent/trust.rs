@@ -62,8 +62,14 @@ pub fn apply_bundles(
 /// Where this trust domain's bundle comes from.
 #[derive(Clone)]
 pub enum BundleSource {
-    /// An in-process CA: ticked (rotated) on every round.
-    Authority(Arc<Authority>),
+    /// An in-process CA: ticked (rotated) on every round, and saved to
+    /// `dir` after a rotation so that a restart keeps the rotated keys.
+    Authority {
+        /// The CA.
+        authority: Arc<Authority>,
+        /// Its directory (`identity.authorityDir`).
+        dir: Option<PathBuf>,
+    },
     /// A bundle file maintained by an external CA (e.g. SPIRE).
     File(PathBuf),
 }
@@ -71,7 +77,9 @@ pub enum BundleSource {
 impl std::fmt::Debug for BundleSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Authority(a) => write!(f, "Authority({})", a.trust_domain()),
+            Self::Authority { authority, .. } => {
+                write!(f, "Authority({})", authority.trust_domain())
+            }
             Self::File(p) => write!(f, "File({})", p.display()),
         }
     }
@@ -81,12 +89,9 @@ impl BundleSource {
     /// Runs due rotations and returns the current bundle.
     pub fn current(&self) -> Result<Bundle, String> {
         match self {
-            Self::Authority(a) => {
-                let events = a.tick().map_err(|e| e.to_string())?;
-                if !events.is_empty() {
-                    tracing::info!(events = ?events, "trust authority rotated");
-                }
-                Ok(a.bundle())
+            Self::Authority { authority, dir } => {
+                tick_and_save(authority, dir.as_deref()).map_err(|e| e.to_string())?;
+                Ok(authority.bundle())
             }
             Self::File(p) => {
                 let text =
@@ -95,6 +100,22 @@ impl BundleSource {
             }
         }
     }
+}
+
+/// Runs the CA's due rotation steps; after any, saves it to `dir` (a
+/// restart must not bring back retired keys or lose a prepared one).
+pub fn tick_and_save(
+    authority: &Authority,
+    dir: Option<&std::path::Path>,
+) -> Result<Vec<causeway_trust::RotationEvent>, causeway_trust::AuthorityError> {
+    let events = authority.tick()?;
+    if !events.is_empty() {
+        tracing::info!(events = ?events, "trust authority rotated");
+        if let Some(dir) = dir {
+            authority.save(dir)?;
+        }
+    }
+    Ok(events)
 }
 
 /// Publishes this trust domain's bundle (and refreshes it in the local store)

@@ -134,6 +134,18 @@ impl GatewayConfig {
         if id.caller_jwt_ttl.as_secs() == 0 {
             return invalid("identity.callerJwtTtl", "must be at least 1s");
         }
+        let prepare_ahead = id
+            .ca_prepare_ahead
+            .unwrap_or(causeway_trust::AuthorityConfig::default().prepare_ahead());
+        if id.ca_ttl.as_secs() == 0 || prepare_ahead * 2 >= id.ca_ttl {
+            return invalid(
+                "identity.caTtl",
+                &format!(
+                    "must be more than twice identity.caPrepareAhead ({}s)",
+                    prepare_ahead.as_secs()
+                ),
+            );
+        }
         for td in self.federation.bundles.keys() {
             if td == &self.cluster.trust_domain {
                 return invalid(
