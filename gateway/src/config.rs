@@ -204,6 +204,9 @@ pub struct LimitsConfig {
     /// Deadline for receiving a complete request header on a new connection.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
+    /// Deadline for receiving a whole request body, from the request's start.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
     /// Idle timeout of downstream keep-alive connections.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -223,6 +226,7 @@ impl Default for LimitsConfig {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             h2_max_concurrent_streams: 256,

@@ -50,6 +50,24 @@ pub(crate) async fn refuse_malformed(
 }
 
 /// The host a request is addressed to (`:authority` or `Host`).
+/// Cuts off a request whose body is still arriving `limit` after the
+/// request started: a body dripped byte by byte would otherwise hold a
+/// downstream and an upstream connection for as long as the client likes.
+/// Checked on every body chunk; a body that stalls completely trips the
+/// per-read idle timeout instead.
+pub(crate) fn check_body_deadline(
+    start: std::time::Instant,
+    limit: std::time::Duration,
+) -> pingora::Result<()> {
+    if start.elapsed() > limit {
+        return pingora::Error::e_explain(
+            pingora::ErrorType::ReadTimedout,
+            "request body not received within limits.bodyTimeout",
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn request_host(session: &Session) -> Option<&str> {
     let req = session.req_header();
     if let Some(a) = req.uri.authority() {

@@ -177,6 +177,16 @@ impl ProxyHttp for Egress {
         RequestCtx::new(self.shared.cluster_label.clone())
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        super::check_body_deadline(ctx.start, self.shared.config.limits.body_timeout)
+    }
+
     async fn request_filter(
         &self,
         session: &mut Session,
