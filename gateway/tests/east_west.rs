@@ -456,3 +456,41 @@ async fn tcp_service_is_tunnelled_over_the_mtls_link() {
         "evil reached the backend"
     );
 }
+
+/// A local endpoint that refuses connections (its process died, the
+/// catalog still says ready): the request falls through to the next tier
+/// within the same request, so no caller sees an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_local_endpoint_falls_through_to_a_remote_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let eu = Site::new(dir.path(), "eu-1", "eu-west", "eu-west-1a", &["eu"]);
+    let us = Site::new(dir.path(), "us-1", "us-east", "us-east-1a", &["us"]);
+    let us_backend = Backend::start("us-1").await;
+    let cat = dir.path().join("catalog.json");
+    write_catalog(
+        &cat,
+        &catalog(
+            4,
+            &[&eu, &us],
+            vec![
+                export("demo/echo", "eu-1", 1),
+                export("demo/echo", "us-1", 1),
+            ],
+            vec![],
+        ),
+    );
+    let dead: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _us_gw = start_binary(
+        &us.config(&[&eu], &cat, &[("demo/echo", us_backend.addr)]),
+        &dir.path().join("us.json"),
+    )
+    .await;
+    let _eu_gw = start_binary(
+        &eu.config(&[&us], &cat, &[("demo/echo", dead)]),
+        &dir.path().join("eu.json"),
+    )
+    .await;
+    let served = served_by(&eu, 10).await;
+    assert!(served.iter().all(|c| c == "us-1"), "{served:?}");
+    assert_eq!(us_backend.count(), 10);
+}

@@ -72,6 +72,9 @@ pub struct RequestCtx {
     pub policy: Option<Arc<str>>,
     /// Clusters tried (retries exclude them).
     pub tried: Vec<Arc<str>>,
+    /// Failed tries of local endpoints; once every local endpoint failed,
+    /// the local cluster is excluded like a failed remote one.
+    pub local_failures: u32,
     /// Upstream tries so far.
     pub attempts: u32,
     /// When the current upstream try started.
@@ -109,6 +112,7 @@ impl RequestCtx {
             reason: None,
             policy: None,
             tried: Vec::new(),
+            local_failures: 0,
             attempts: 0,
             upstream_start: None,
             upstream_duration: None,

@@ -132,7 +132,17 @@ impl Egress {
             if let Some(svc) = &ctx.service {
                 self.shared.health.record(svc, dest, false, start.elapsed());
             }
-            if !ctx.local && !ctx.tried.contains(dest) {
+            // A remote cluster is done after one failed try (its gateway
+            // balances); the local one after each of its endpoints failed.
+            let exhausted = !ctx.local || {
+                ctx.local_failures += 1;
+                let endpoints = ctx
+                    .service_ref
+                    .as_ref()
+                    .map_or(0, |k| self.shared.local_endpoint_count(k.as_str()));
+                ctx.local_failures as usize >= endpoints
+            };
+            if exhausted && !ctx.tried.contains(dest) {
                 ctx.tried.push(dest.clone());
             }
         }
@@ -216,9 +226,15 @@ impl ProxyHttp for Egress {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        if ctx.attempts > 0 && !ctx.local {
-            // Retry: decide again without the clusters already tried; the
-            // residency filter is applied again, so the set never widens.
+        let destination_failed = ctx
+            .destination
+            .as_ref()
+            .is_some_and(|d| ctx.tried.contains(d));
+        if ctx.attempts > 0 && destination_failed {
+            // Retry after the destination cluster failed: decide again
+            // without the clusters already tried (the next local endpoint is
+            // tried first while there is one); the residency filter is
+            // applied again, so the set never widens.
             if self.route(session, ctx).await? {
                 return Error::e_explain(ErrorType::HTTPStatus(ctx.status), "denied on retry");
             }
