@@ -148,12 +148,41 @@ impl Egress {
         }
     }
 
+    /// Whether routing again without the clusters tried so far finds a
+    /// target (no response is written).
+    fn can_reroute(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        let Some(host) = request_host(session) else {
+            return false;
+        };
+        let state = self.shared.catalog.load();
+        let tried: Vec<&str> = ctx.tried.iter().map(|c| &**c).collect();
+        let req = RouteRequest::host(host)
+            .with_headers(&session.req_header().headers)
+            .with_random(0)
+            .with_exclude(&tried);
+        matches!(
+            decide(&state.routing, &self.shared.health, &req),
+            Decision::Route(_)
+        )
+    }
+
     /// Whether the failed try may be retried: the service's retry policy
     /// (`retryOn`, attempts, idempotency), the gateway cap and the budget.
+    /// When every local endpoint failed and no other cluster can take the
+    /// request, the try's own error (502, 504) is the answer, not a routing
+    /// denial.
     fn may_retry(&self, session: &Session, ctx: &RequestCtx, outcome: TryOutcome) -> bool {
         let Some(svc) = &ctx.service else {
             return false;
         };
+        let local_exhausted = ctx.local
+            && ctx
+                .destination
+                .as_ref()
+                .is_some_and(|d| ctx.tried.contains(d));
+        if local_exhausted && !self.can_reroute(session, ctx) {
+            return false;
+        }
         let retries_done = ctx.attempts.saturating_sub(1);
         if retries_done as usize >= self.shared.config.upstream.max_retries {
             return false;
