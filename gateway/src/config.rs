@@ -244,6 +244,20 @@ pub struct ObservabilityConfig {
     pub access_log: bool,
     /// `tracing` filter for diagnostic logs (stderr), e.g. `info`.
     pub log_level: String,
+    /// W3C trace context: `start` a trace when a request comes without a
+    /// `traceparent`, or only `propagate` incoming ones.
+    pub trace_context: TraceContextMode,
+}
+
+/// What the gateway does with W3C `traceparent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TraceContextMode {
+    /// Continue an incoming trace (new span id); start one when none came in.
+    #[default]
+    Start,
+    /// Continue an incoming trace; add nothing when none came in.
+    Propagate,
 }
 
 impl Default for ObservabilityConfig {
@@ -251,6 +265,7 @@ impl Default for ObservabilityConfig {
         Self {
             access_log: false,
             log_level: "info".to_owned(),
+            trace_context: TraceContextMode::Start,
         }
     }
 }

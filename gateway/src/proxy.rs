@@ -16,6 +16,7 @@ use pingora::proxy::Session;
 use crate::headers::{HygieneError, check_request};
 use crate::metrics::{DurationLabels, Label, RequestLabels, status_class};
 use crate::state::Shared;
+use crate::trace::TraceContext;
 
 /// Runs the hygiene checks; answers and returns `true` when the request was refused.
 pub(crate) async fn refuse_malformed(
@@ -66,6 +67,31 @@ pub(crate) fn check_body_deadline(
         );
     }
     Ok(())
+}
+
+/// Sets the upstream `traceparent`: a new span of the incoming trace, or
+/// (with `observability.traceContext: start`) of a new trace when none came in.
+pub(crate) fn forward_trace(
+    shared: &Shared,
+    session: &Session,
+    upstream: &mut pingora::http::RequestHeader,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<()> {
+    let incoming = session
+        .req_header()
+        .headers
+        .get(crate::headers::TRACEPARENT)
+        .map(|v| v.as_bytes());
+    if ctx.trace.is_none() {
+        ctx.trace = match shared.config.observability.trace_context {
+            crate::config::TraceContextMode::Start => Some(TraceContext::from_incoming(incoming)),
+            crate::config::TraceContextMode::Propagate => TraceContext::child_of(incoming),
+        };
+    }
+    match ctx.trace {
+        Some(trace) => upstream.insert_header(crate::headers::TRACEPARENT, trace.header_value()),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn request_host(session: &Session) -> Option<&str> {

@@ -15,17 +15,25 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// Continues the incoming `traceparent` (version 00) or starts a new trace.
-    pub fn from_incoming(value: Option<&[u8]>) -> Self {
+    /// A new span of the incoming trace, if `value` is a valid `traceparent`.
+    pub fn child_of(value: Option<&[u8]>) -> Option<Self> {
+        let (trace_id, flags) = value.and_then(parse)?;
         let mut span_id = [0u8; 8];
         fill_nonzero(&mut span_id);
-        if let Some((trace_id, flags)) = value.and_then(parse) {
-            return Self {
-                trace_id,
-                span_id,
-                flags,
-            };
+        Some(Self {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// Continues the incoming `traceparent` (version 00) or starts a new trace.
+    pub fn from_incoming(value: Option<&[u8]>) -> Self {
+        if let Some(child) = Self::child_of(value) {
+            return child;
         }
+        let mut span_id = [0u8; 8];
+        fill_nonzero(&mut span_id);
         let mut trace_id = [0u8; 16];
         fill_nonzero(&mut trace_id);
         Self {

@@ -79,6 +79,51 @@ async fn http1_request_reaches_local_backend_with_trace_and_without_forged_ident
 }
 
 #[tokio::test]
+async fn trace_context_start_adds_a_trace_and_propagate_does_not() {
+    let start = env(|_| {}).await;
+    let r = http1(start.gw.egress_addr, "GET", HOST, "/", &[])
+        .await
+        .unwrap();
+    assert!(
+        r.json()["headers"]["traceparent"].is_string(),
+        "{:?}",
+        r.body
+    );
+
+    let propagate = env(|c| {
+        c.observability.trace_context = causeway_gateway::config::TraceContextMode::Propagate;
+    })
+    .await;
+    let r = http1(propagate.gw.egress_addr, "GET", HOST, "/", &[])
+        .await
+        .unwrap();
+    assert!(
+        r.json()["headers"].get("traceparent").is_none(),
+        "{:?}",
+        r.body
+    );
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = http1(
+        propagate.gw.egress_addr,
+        "GET",
+        HOST,
+        "/",
+        &[("traceparent", incoming)],
+    )
+    .await
+    .unwrap();
+    let tp = r.json()["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    assert_ne!(tp, incoming, "the gateway hop gets its own span id");
+}
+
+#[tokio::test]
 async fn h2c_and_grpc_unary_and_streaming_keep_trailers() {
     let e = env(|_| {}).await;
     let r = h2c(e.gw.egress_addr, HOST, "/h2", &[]).await.unwrap();

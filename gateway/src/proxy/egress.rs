@@ -18,12 +18,11 @@ use super::{
     respond_json, respond_rate_limited,
 };
 use crate::catalog::Timeouts;
-use crate::headers::{CALLER_JWT, TRACEPARENT, strip_identity_headers};
+use crate::headers::{CALLER_JWT, strip_identity_headers};
 use crate::metrics::{DenyLabels, Label, ServiceLabels, TargetLabels};
 use crate::resilience::{BreakerLimit, TryOutcome};
 use crate::routing::{Decision, RouteRequest, decide, parse_host};
 use crate::state::Shared;
-use crate::trace::TraceContext;
 
 /// The egress proxy application.
 pub struct Egress {
@@ -327,16 +326,7 @@ impl ProxyHttp for Egress {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         strip_identity_headers(upstream);
-        let trace = *ctx.trace.get_or_insert_with(|| {
-            TraceContext::from_incoming(
-                session
-                    .req_header()
-                    .headers
-                    .get(TRACEPARENT)
-                    .map(|v| v.as_bytes()),
-            )
-        });
-        upstream.insert_header(TRACEPARENT, trace.header_value())?;
+        super::forward_trace(&self.shared, session, upstream, ctx)?;
         let id = &self.shared.identity;
         if !ctx.local
             && let Some(target) = &ctx.route_target

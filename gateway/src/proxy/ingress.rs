@@ -22,14 +22,12 @@ use super::{
     respond_json, respond_rate_limited,
 };
 use crate::headers::{
-    CALLER_JWT, PROBE_HOST, SOURCE_CLUSTER, SOURCE_GATEWAY, SOURCE_WORKLOAD, TRACEPARENT,
-    strip_identity_headers,
+    CALLER_JWT, PROBE_HOST, SOURCE_CLUSTER, SOURCE_GATEWAY, SOURCE_WORKLOAD, strip_identity_headers,
 };
 use crate::identity::cluster_of_gateway;
 use crate::metrics::{DenyLabels, Label};
 use crate::routing::parse_host;
 use crate::state::Shared;
-use crate::trace::TraceContext;
 
 /// The verified identity of a connected peer gateway, attached to the TLS
 /// session by [`PeerIdentityCallback`].
@@ -303,16 +301,7 @@ impl ProxyHttp for Ingress {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         strip_identity_headers(upstream);
-        let trace = *ctx.trace.get_or_insert_with(|| {
-            TraceContext::from_incoming(
-                session
-                    .req_header()
-                    .headers
-                    .get(TRACEPARENT)
-                    .map(|v| v.as_bytes()),
-            )
-        });
-        upstream.insert_header(TRACEPARENT, trace.header_value())?;
+        super::forward_trace(&self.shared, session, upstream, ctx)?;
         if let Some(id) = &ctx.source_identity {
             upstream.insert_header(SOURCE_GATEWAY, &**id)?;
         }
