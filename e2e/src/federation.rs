@@ -87,11 +87,13 @@ enum Etcd {
 /// A running federation.
 #[derive(Debug)]
 pub struct Federation {
-    // Field order is drop order: gateways, the balancer, the API, then etcd.
+    // Field order is drop order: gateways, the balancer, the API, etcd, then
+    // the network namespaces.
     clusters: Vec<ClusterHandle>,
     balancer: ApiBalancer,
     api: FederationApi,
     etcd: Option<Etcd>,
+    network: Option<crate::netns::Network>,
     http: HttpClient,
     last_write: AtomicU64,
     dir: PathBuf,
@@ -169,7 +171,13 @@ impl FederationBuilder {
             }
             Store::External(urls) => (None, urls.clone()),
         };
+        // Each cluster in its own network namespace where that works (root),
+        // else on its own loopback address.
+        let network = crate::netns::Network::create(self.clusters.len());
         let subnet = crate::net::Subnet::allocate();
+        let api_ip = network
+            .as_ref()
+            .map_or_else(|| subnet.api_ip(), |n| n.host_ip());
         let replicas = if endpoints.is_empty() {
             1
         } else {
@@ -182,17 +190,18 @@ impl FederationBuilder {
                 etcd: endpoints,
                 heartbeat_ttl: self.timings.heartbeat_ttl,
                 log_level: "warn".into(),
-                ip: subnet.api_ip(),
+                ip: api_ip,
             },
         )
         .await?;
         let replica_addrs = api.replicas().iter().map(|r| r.addr).collect();
-        let balancer = ApiBalancer::start(subnet.api_ip(), replica_addrs).await?;
+        let balancer = ApiBalancer::start(api_ip, replica_addrs).await?;
         let mut fed = Federation {
             clusters: Vec::new(),
             balancer,
             api,
             etcd,
+            network,
             http: HttpClient::default(),
             last_write: AtomicU64::new(0),
             dir: dir.clone(),
@@ -201,8 +210,16 @@ impl FederationBuilder {
         // Gateways start one after another: each agent registers its cluster
         // and publishes its bundle and exports on its own.
         for (i, def) in self.clusters.iter().enumerate() {
-            let p = prepare(&dir, subnet.cluster_ip(i), def).await?;
-            let handle = fed.launch(p, &self.timings).await?;
+            let (ip, backend_ip, namespace) = match &fed.network {
+                Some(n) => (
+                    n.cluster_ip(i),
+                    n.host_ip(),
+                    n.namespace(i).map(str::to_owned),
+                ),
+                None => (subnet.cluster_ip(i), subnet.cluster_ip(i), None),
+            };
+            let p = prepare(&dir, ip, backend_ip, def).await?;
+            let handle = fed.launch(p, namespace, &self.timings).await?;
             fed.clusters.push(handle);
         }
         let rev = fed.wait_joined(Duration::from_secs(30)).await?;
@@ -218,11 +235,17 @@ impl FederationBuilder {
 struct Prepared {
     def: ClusterDef,
     ip: std::net::IpAddr,
+    backend_ip: std::net::IpAddr,
     dir: PathBuf,
     backends: BTreeMap<String, EchoServer>,
 }
 
-async fn prepare(root: &Path, ip: std::net::IpAddr, def: &ClusterDef) -> anyhow::Result<Prepared> {
+async fn prepare(
+    root: &Path,
+    ip: std::net::IpAddr,
+    backend_ip: std::net::IpAddr,
+    def: &ClusterDef,
+) -> anyhow::Result<Prepared> {
     let dir = root.join(&def.id);
     std::fs::create_dir_all(&dir)?;
     // The gateway loads this CA (`identity.authorityDir`); creating it here
@@ -235,12 +258,18 @@ async fn prepare(root: &Path, ip: std::net::IpAddr, def: &ClusterDef) -> anyhow:
     )?;
     let mut backends = BTreeMap::new();
     for s in &def.services {
-        let echo = EchoServer::start(std::net::SocketAddr::new(ip, 0), &def.id, &s.service).await?;
+        let echo = EchoServer::start(
+            std::net::SocketAddr::new(backend_ip, 0),
+            &def.id,
+            &s.service,
+        )
+        .await?;
         backends.insert(s.service.clone(), echo);
     }
     Ok(Prepared {
         def: def.clone(),
         ip,
+        backend_ip,
         dir,
         backends,
     })
@@ -252,7 +281,12 @@ impl Federation {
         FederationBuilder::default()
     }
 
-    async fn launch(&mut self, p: Prepared, t: &Timings) -> anyhow::Result<ClusterHandle> {
+    async fn launch(
+        &mut self,
+        p: Prepared,
+        namespace: Option<String>,
+        t: &Timings,
+    ) -> anyhow::Result<ClusterHandle> {
         let ip = p.ip;
         let [egress, ingress, admin]: [std::net::SocketAddr; 3] = crate::net::free_addrs(ip, 3)?
             .try_into()
@@ -307,10 +341,12 @@ impl Federation {
             });
         }
         let mut gateway = GatewayProcess::new(&p.dir.join("gateway"), config)?;
+        gateway.namespace = namespace;
         gateway.start().await?;
         Ok(ClusterHandle {
             def: p.def,
             ip,
+            backend_ip: p.backend_ip,
             gateway,
             site,
             backends: p.backends,
@@ -529,7 +565,8 @@ impl Federation {
     /// cluster's static file, which its agent publishes as a new export.
     pub async fn add_service(&mut self, cluster: &str, service: &str) -> anyhow::Result<()> {
         let c = self.cluster_mut(cluster)?;
-        let echo = EchoServer::start(std::net::SocketAddr::new(c.ip, 0), cluster, service).await?;
+        let echo =
+            EchoServer::start(std::net::SocketAddr::new(c.backend_ip, 0), cluster, service).await?;
         c.site.add(SiteService {
             service: service.to_owned(),
             addr: echo.addr(),
@@ -538,6 +575,30 @@ impl Federation {
         })?;
         c.backends.insert(service.to_owned(), echo);
         Ok(())
+    }
+
+    /// Cuts `cluster` off the network (`true`) or heals it: its namespace's
+    /// link goes down, so peers see connections hang and time out; without
+    /// namespaces its gateway is stopped (and started again on heal).
+    pub async fn partition(&mut self, cluster: &str, cut: bool) -> anyhow::Result<()> {
+        let index = self
+            .clusters
+            .iter()
+            .position(|c| c.def.id == cluster)
+            .ok_or_else(|| anyhow::anyhow!("no cluster {cluster}"))?;
+        match &self.network {
+            Some(n) => n.partition(index, cut),
+            None if cut => {
+                self.clusters[index].gateway.stop();
+                Ok(())
+            }
+            None => self.clusters[index].gateway.start().await,
+        }
+    }
+
+    /// Whether clusters run in their own network namespaces.
+    pub fn uses_namespaces(&self) -> bool {
+        self.network.is_some()
     }
 
     /// The URL the gateways' agents reach the API at (the balancer).

@@ -17,6 +17,8 @@ use crate::process::ChildGuard;
 pub struct GatewayProcess {
     /// The configuration it runs with.
     pub config: GatewayConfig,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    pub namespace: Option<String>,
     dir: PathBuf,
     proc: Option<ChildGuard>,
     http: HttpClient,
@@ -32,6 +34,7 @@ impl GatewayProcess {
         )?;
         Ok(Self {
             config,
+            namespace: None,
             dir: dir.to_owned(),
             proc: None,
             http: HttpClient::new(Duration::from_secs(3)),
@@ -43,7 +46,16 @@ impl GatewayProcess {
         if self.proc.as_mut().is_some_and(ChildGuard::is_running) {
             return Ok(());
         }
-        let mut cmd = Command::new(crate::binaries::binary("causeway-gateway")?);
+        let binary = crate::binaries::binary("causeway-gateway")?;
+        // `ip netns exec` execs the gateway: the pid stays the gateway's.
+        let mut cmd = match &self.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         cmd.arg("--config").arg(self.dir.join("gateway.json")).env(
             "RUST_LOG",
             std::env::var("CAUSEWAY_E2E_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),

@@ -34,6 +34,7 @@ pub mod local;
 pub mod metrics;
 pub mod mtls;
 pub mod net;
+pub mod netns;
 pub mod process;
 pub mod site;
 pub mod traffic;

@@ -41,19 +41,28 @@ impl Subnet {
 
 /// A free TCP port on `ip` (bound, then released for the child to bind).
 pub fn free_addr(ip: IpAddr) -> anyhow::Result<SocketAddr> {
-    let l = TcpListener::bind(SocketAddr::new(ip, 0))?;
-    Ok(l.local_addr()?)
+    free_addrs(ip, 1)?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no free port"))
 }
 
 /// `n` distinct free TCP ports on `ip` (all held until every one is picked).
+/// For an address of another network namespace (not bindable here) the
+/// ports are picked on loopback: that namespace belongs to one cluster and
+/// has nothing else listening.
 pub fn free_addrs(ip: IpAddr, n: usize) -> anyhow::Result<Vec<SocketAddr>> {
+    let bind_ip = match TcpListener::bind(SocketAddr::new(ip, 0)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+        _ => ip,
+    };
     let held = (0..n)
-        .map(|_| TcpListener::bind(SocketAddr::new(ip, 0)))
+        .map(|_| TcpListener::bind(SocketAddr::new(bind_ip, 0)))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(held
-        .iter()
-        .map(TcpListener::local_addr)
-        .collect::<Result<Vec<_>, _>>()?)
+    held.iter()
+        .map(|l| Ok(SocketAddr::new(ip, l.local_addr()?.port())))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Catalog propagation benchmark (not a test): time from an export change
-//! accepted by the federation API (PUT returned) to the routing change
+//! sent to the federation API (the PUT's start: watchers often see the
+//! change before the PUT's answer arrives) to the routing change
 //! installed by every simulated gateway (agent follower + `CatalogState`
 //! build), with N watchers (one per cluster) and 100 services per cluster,
 //! on a real etcd.
@@ -170,10 +171,10 @@ async fn run(etcd: &EtcdProcess, watchers: usize, changes: u32) -> anyhow::Resul
     let mut samples = Vec::new();
     for k in 0..changes {
         let w = k + 2;
+        let accepted = Instant::now();
         client
             .put_export(&export(0, "bench", "probe", w), Precondition::None)
             .await?;
-        let accepted = Instant::now();
         let deadline = accepted + Duration::from_secs(30);
         while !all_at(w, &sims) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;

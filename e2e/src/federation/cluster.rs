@@ -154,8 +154,10 @@ impl ClusterDef {
 pub struct ClusterHandle {
     /// Its definition.
     pub def: ClusterDef,
-    /// Its loopback address.
+    /// Its gateway's address (in its network namespace, or on loopback).
     pub ip: IpAddr,
+    /// Where its echo backends listen (the host side of the network).
+    pub backend_ip: IpAddr,
     /// Its gateway process.
     pub gateway: GatewayProcess,
     /// Its static discovery file (the services its agent exports).

@@ -7,10 +7,14 @@ use causeway_e2e::traffic::Traffic;
 use causeway_e2e::{ClusterDef, Federation, Store};
 
 /// Callers must have failed over (and come back) within this window: a few
-/// probe intervals (300 ms) plus connect timeouts.
+/// probe intervals (300 ms) plus connect timeouts, when A's gateway is gone.
 const WINDOW: Duration = Duration::from_secs(3);
+/// Under a network partition, requests already sent to A on a pooled
+/// connection hang until the request timeout (5 s) before they fail over.
+const PARTITION_WINDOW: Duration = Duration::from_secs(7);
 
-/// 7. Stop cluster A's gateway: callers that preferred A fail over to C
+/// 7. Partition cluster A (its network namespace's link goes down; without
+/// namespaces its gateway stops): callers that preferred A fail over to C
 /// within the probe/outlier window, and come back after A heals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s07_partitioned_cluster_fails_over_and_heals() -> anyhow::Result<()> {
@@ -45,8 +49,13 @@ async fn s07_partitioned_cluster_fails_over_and_heals() -> anyhow::Result<()> {
         "same region first: {before:?}"
     );
 
-    fed.cluster_mut("eu-west-1")?.gateway.stop();
-    tokio::time::sleep(WINDOW).await;
+    let window = if fed.uses_namespaces() {
+        PARTITION_WINDOW
+    } else {
+        WINDOW
+    };
+    fed.partition("eu-west-1", true).await?;
+    tokio::time::sleep(window).await;
     let at_window = traffic.tally();
     traffic.wait_for(100, Duration::from_secs(30)).await?;
     let after = traffic.tally();
@@ -62,13 +71,14 @@ async fn s07_partitioned_cluster_fails_over_and_heals() -> anyhow::Result<()> {
     );
     let failover_failures = at_window.failed;
 
-    fed.cluster_mut("eu-west-1")?.gateway.start().await?;
+    fed.partition("eu-west-1", false).await?;
     let healed = Instant::now();
-    crate::support::until_served_by(&traffic, "eu-west-1", WINDOW).await?;
+    crate::support::until_served_by(&traffic, "eu-west-1", window).await?;
     let back_after = healed.elapsed();
     let t = traffic.stop().await;
     eprintln!(
-        "partition: {failover_failures} failed requests while failing over ({} requests in the {WINDOW:?} after the stop); back to eu-west-1 {back_after:?} after restart; totals {:?}",
+        "partition (namespaces: {}): {failover_failures} failed requests while failing over ({} requests in the {window:?} after the cut); back to eu-west-1 {back_after:?} after healing; totals {:?}",
+        fed.uses_namespaces(),
         at_window.total - before.total,
         t.by_outcome
     );
