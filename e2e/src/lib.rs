@@ -1,7 +1,8 @@
 //! End-to-end harness for Causeway: boots etcd, federation API replicas and
 //! gateways as separate processes on one machine, each gateway a "cluster"
-//! with its own trust domain, locality and loopback address, plus echo
-//! backends that say which cluster served them and count requests.
+//! with its own trust domain, locality and address (its own network
+//! namespace when run as root, see [`netns`]; a loopback address otherwise),
+//! plus echo backends that say which cluster served them and count requests.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
