@@ -512,7 +512,6 @@ async fn every_route_rejects_hostile_input_with_a_problem() {
 /// by axum's `Path` extractor before the handler runs, with a `text/plain`
 /// 400 instead of problem+json.
 #[tokio::test]
-#[ignore = "finding F2: invalid UTF-8 in a path parameter answers text/plain, not problem+json"]
 async fn invalid_utf8_path_parameter_is_a_problem() {
     let s = TestServer::start().await;
     let c = s.admin();

@@ -31,6 +31,8 @@ struct Sim {
     local: ClusterConfig,
     seen: Mutex<Vec<(u32, Instant)>>,
     last: Mutex<u32>,
+    /// Time spent in `CatalogState::build` and how many builds.
+    build_time: Mutex<(Duration, u32)>,
 }
 
 impl CatalogSink for Sim {
@@ -38,10 +40,21 @@ impl CatalogSink for Sim {
         let weight = snapshot
             .exports
             .iter()
-            .find(|(k, _)| k.to_string() == "bench/probe/c-0")
+            .find(|(k, _)| {
+                k.cluster.as_str() == "c-0"
+                    && k.service.name.as_str() == "probe"
+                    && k.service.namespace.as_str() == "bench"
+            })
             .map(|(_, e)| e.spec.weight);
-        let state = CatalogState::build((*snapshot).clone(), &self.local);
+        let built = Instant::now();
+        let state = CatalogState::build(snapshot.clone(), &self.local);
+        let took = built.elapsed();
         std::hint::black_box(&state);
+        {
+            let mut b = self.build_time.lock().unwrap_or_else(|p| p.into_inner());
+            b.0 += took;
+            b.1 += 1;
+        }
         if let Some(w) = weight {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
             if w != *last {
@@ -146,6 +159,7 @@ async fn run(etcd: &EtcdProcess, watchers: usize, changes: u32) -> anyhow::Resul
             },
             seen: Mutex::new(Vec::new()),
             last: Mutex::new(0),
+            build_time: Mutex::new((Duration::ZERO, 0)),
         });
         let follower = Follower::new(
             FollowerConfig {
@@ -189,6 +203,14 @@ async fn run(etcd: &EtcdProcess, watchers: usize, changes: u32) -> anyhow::Resul
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     samples.sort();
+    let (total, builds) = sims.iter().fold((Duration::ZERO, 0u32), |acc, s| {
+        let b = *s.build_time.lock().unwrap_or_else(|p| p.into_inner());
+        (acc.0 + b.0, acc.1 + b.1)
+    });
+    println!(
+        "watchers={watchers}: routing state build per gateway and change: mean {:.2}ms over {builds} builds",
+        total.as_secs_f64() * 1e3 / f64::from(builds.max(1))
+    );
     println!(
         "watchers={watchers} services/cluster={SERVICES} changes={changes} samples={} p50={:.1}ms p90={:.1}ms p99={:.1}ms max={:.1}ms",
         samples.len(),

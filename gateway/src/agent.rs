@@ -89,7 +89,7 @@ impl CatalogSink for GatewaySink {
     fn install(&self, snapshot: Arc<CatalogSnapshot>) {
         let id = &self.shared.identity;
         trust::apply_bundles(&id.trust_domain, &id.bundles, &snapshot);
-        let state = CatalogState::build((*snapshot).clone(), &self.shared.config.cluster);
+        let state = CatalogState::build(snapshot, &self.shared.config.cluster);
         self.shared.install_catalog(state);
         let shared = self.shared.clone();
         if tokio::runtime::Handle::try_current().is_ok() {

@@ -73,7 +73,10 @@ pub struct Timeouts {
 
 impl CatalogState {
     /// Builds the state for `catalog` as seen from `local`.
-    pub fn build(catalog: CatalogSnapshot, local: &ClusterConfig) -> Self {
+    pub fn build(catalog: impl Into<Arc<CatalogSnapshot>>, local: &ClusterConfig) -> Self {
+        // An Arc from the agent is shared, not copied: a catalog of 10,000
+        // exports is megabytes of small allocations.
+        let catalog: Arc<CatalogSnapshot> = catalog.into();
         let local_cluster = match catalog
             .clusters
             .iter()
@@ -149,7 +152,7 @@ impl CatalogState {
             })
             .collect();
         Self {
-            catalog: Arc::new(catalog),
+            catalog,
             routing: Arc::new(routing),
             loaded_at: Instant::now(),
             local_exports,

@@ -145,3 +145,23 @@ mod tests {
         assert_eq!(parse_if_match("\"1\", \"2\""), Preconditions::NeverMatches);
     }
 }
+
+/// Path parameters whose rejection (e.g. percent-encoded bytes that are not
+/// UTF-8) is a problem+json 400 naming the path, like every other error.
+#[derive(Debug)]
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(e) => Err(ApiError::invalid("path", e.body_text())),
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! `GET .../bundle` serves the bare SPIFFE bundle without authentication so
 //! that SPIRE can federate with it (`https_web` profile).
 
-use axum::extract::{Path, RawQuery, State};
+use crate::server::extract::Path;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 

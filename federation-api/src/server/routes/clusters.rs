@@ -1,6 +1,7 @@
 //! `/v1/clusters`: cluster records and heartbeats.
 
-use axum::extract::{Path, RawQuery, State};
+use crate::server::extract::Path;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 

@@ -1,6 +1,7 @@
 //! `/v1/imports`: ServiceImports derived on read from every export.
 
-use axum::extract::{Path, RawQuery, State};
+use crate::server::extract::Path;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;

@@ -1,7 +1,8 @@
 //! `/v1/policies/{kind}`: residency, traffic, access and export policies.
 //! Reading needs any scope; writing needs `admin`.
 
-use axum::extract::{Path, RawQuery, State};
+use crate::server::extract::Path;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
