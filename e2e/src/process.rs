@@ -39,7 +39,10 @@ impl ChildGuard {
         };
         let out = open(stdout)?;
         let err = open(log)?;
-        cmd.stdin(Stdio::null())
+        // The servers stop by themselves if this process dies without
+        // killing them (SIGKILL of a test or of causeway-local).
+        cmd.env("CAUSEWAY_EXIT_WITH_PARENT", "1")
+            .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .process_group(0);

@@ -109,7 +109,7 @@ pub use self::error::{ApiError, FieldError, Problem};
 use self::extract::BodyLimit;
 pub use self::extract::{Preconditions, etag};
 pub use self::metrics::Metrics;
-pub use self::run::{ServerArgs, main as server_main, open_store};
+pub use self::run::{ServerArgs, main as server_main, open_store, parent_exited};
 use crate::store::Store;
 
 /// Errors starting the server.
