@@ -285,3 +285,40 @@ async fn heartbeat_connectivity_is_streamed_as_cluster_events() {
         false
     );
 }
+
+/// A catalog larger than tonic's default 4 MiB message limit still arrives
+/// as the first gRPC watch event (a federation of 100 clusters with 100
+/// services each is about that size).
+#[tokio::test]
+async fn grpc_watch_delivers_a_snapshot_larger_than_4_mib() {
+    let s = TestServer::start().await;
+    register_two(&s).await;
+    let admin = s.admin();
+    let filler = "x".repeat(200 * 1024);
+    for i in 0..24 {
+        let mut e = export(
+            "eu-1",
+            "big",
+            &format!("svc-{i}"),
+            80,
+            "TCP",
+            "ClusterSetIP",
+        );
+        e["spec"]["exportedAnnotations"] = serde_json::json!({ "example.com/filler": filler });
+        let _: Versioned<Value> = admin
+            .put(
+                &export_path("eu-1", "big", &format!("svc-{i}")),
+                &e,
+                Precondition::None,
+            )
+            .await
+            .unwrap();
+    }
+    let mut st = grpc_watch(&s.base, Some(&s.token(&["read"])), None)
+        .await
+        .unwrap();
+    let snap = st.message().await.unwrap().unwrap();
+    assert_eq!(snap.r#type, EventType::Snapshot as i32);
+    // Two clusters, 24 exports and the 24 imports derived from them.
+    assert_eq!(snap.resources.len(), 2 + 24 + 24);
+}

@@ -58,6 +58,9 @@ impl NdjsonWatch {
     }
 }
 
+/// The largest watch event the client accepts (a snapshot of the whole catalog).
+const MAX_WATCH_MESSAGE: usize = 256 * 1024 * 1024;
+
 /// Opens the gRPC `Catalog/Watch` stream on `server` (`http://host:port`,
 /// or `https://` verified against the system's CAs).
 pub async fn grpc_watch(
@@ -110,7 +113,10 @@ pub async fn grpc_watch_tls(
     } else {
         endpoint.connect().await.map_err(unreachable)?
     };
-    let mut client = proto::catalog_client::CatalogClient::new(channel);
+    // The first event is the whole catalog: 10,000 exports are about 4 MiB,
+    // tonic's default limit. Allow catalogs far beyond that.
+    let mut client = proto::catalog_client::CatalogClient::new(channel)
+        .max_decoding_message_size(MAX_WATCH_MESSAGE);
     let mut req = tonic::Request::new(proto::WatchRequest {
         since: since.map(|s| s as i64),
     });
