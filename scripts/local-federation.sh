@@ -16,8 +16,7 @@ Usage: ./scripts/local-federation.sh [OPTIONS]
 Starts a local Causeway federation and shows it routing:
   - the federation API (REST + gRPC watch) over the embedded store, or a real
     etcd with --etcd
-  - three clusters, each a causeway-gateway process on its own loopback
-    address with its own trust domain, and echo backends:
+  - three clusters, each a causeway-gateway process on its own address with its own trust domain, and echo backends:
       eu-west-1     region eu-west     jurisdictions eu
       eu-central-1  region eu-central  jurisdictions eu, de
       us-east-1     region us-east     jurisdictions us
@@ -41,11 +40,10 @@ Options:
 
 Ctrl-C stops every process it started (gateways, API, backends).
 
-Status: the gateways' cluster-agent duties (register, heartbeat, publish the
-bundle, follow the watch, persist the catalog) are performed for each
-gateway by causeway-local itself until causeway-gateway starts its own agent
-from its configuration; the gateways then load the catalog and federated
-bundles it writes.
+Each gateway runs its own cluster agent: it registers its cluster with a
+cluster-scoped token, publishes its trust bundle and the services of its
+static discovery file, and follows the catalog over the gRPC watch. As root
+each cluster gets its own network namespace, otherwise a loopback address.
 
 Needs: a Rust toolchain, cmake, protoc and a C compiler (scripts/setup.sh
 installs them on Debian when run as root). etcd is needed only with --etcd.

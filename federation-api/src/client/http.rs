@@ -151,9 +151,11 @@ impl Transport {
     }
 }
 
-fn connect_error(base: &str, e: &hyper_util::client::legacy::Error) -> ClientError {
+/// A connect error naming `base` and every cause (TLS and DNS errors are
+/// several levels deep).
+pub(crate) fn connect_error(base: &str, e: &dyn std::error::Error) -> ClientError {
     let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
+    let mut src = e.source();
     while let Some(s) = src {
         msg = format!("{msg}: {s}");
         src = s.source();

@@ -87,15 +87,7 @@ pub async fn grpc_watch_tls(
     };
     let endpoint = tonic::transport::Endpoint::from_shared(target)
         .map_err(|e| ClientError::InvalidServer(format!("{server}: {e}")))?;
-    let unreachable = |e: tonic::transport::Error| {
-        let mut msg = format!("cannot reach {server}: {e}");
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        ClientError::Connect(msg)
-    };
+    let unreachable = |e: tonic::transport::Error| super::http::connect_error(server, &e);
     let channel = if https {
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.enforce_http(false);

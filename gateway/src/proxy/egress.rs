@@ -44,19 +44,13 @@ impl Egress {
                 respond_json(session, 400, "invalid_host", None, "request has no host").await?;
                 return Ok(true);
             };
-            // The snapshot guard lives only in this block: never across an await.
-            let state = self.shared.catalog.load();
-            let tried: Vec<&str> = ctx.tried.iter().map(|c| &**c).collect();
-            let req = RouteRequest::host(host)
-                .with_headers(&session.req_header().headers)
-                .with_random(rand::random())
-                .with_exclude(&tried);
+            // The catalog snapshot is loaded and released inside the decision: never held across an await.
             if ctx.service_ref.is_none()
                 && let Ok(h) = parse_host(host)
             {
                 ctx.service_ref = Some(ServiceKey::new(&h.namespace, &h.name, h.port));
             }
-            decide(&state.routing, &self.shared.health, &req)
+            self.decide_excluding_tried(session, host, &ctx.tried, rand::random())
         };
         if ctx.service.is_none()
             && let Some(k) = &ctx.service_ref
@@ -150,19 +144,30 @@ impl Egress {
     /// Whether routing again without the clusters tried so far finds a
     /// target (no response is written).
     fn can_reroute(&self, session: &Session, ctx: &RequestCtx) -> bool {
-        let Some(host) = request_host(session) else {
-            return false;
-        };
+        request_host(session).is_some_and(|host| {
+            matches!(
+                self.decide_excluding_tried(session, host, &ctx.tried, 0),
+                Decision::Route(_)
+            )
+        })
+    }
+
+    /// The routing decision for `host` over the current catalog, without
+    /// the clusters already tried.
+    fn decide_excluding_tried(
+        &self,
+        session: &Session,
+        host: &str,
+        tried: &[Arc<str>],
+        random: u64,
+    ) -> Decision {
         let state = self.shared.catalog.load();
-        let tried: Vec<&str> = ctx.tried.iter().map(|c| &**c).collect();
+        let tried: Vec<&str> = tried.iter().map(|c| &**c).collect();
         let req = RouteRequest::host(host)
             .with_headers(&session.req_header().headers)
-            .with_random(0)
+            .with_random(random)
             .with_exclude(&tried);
-        matches!(
-            decide(&state.routing, &self.shared.health, &req),
-            Decision::Route(_)
-        )
+        decide(&state.routing, &self.shared.health, &req)
     }
 
     /// Whether the failed try may be retried: the service's retry policy
