@@ -26,13 +26,13 @@ pub type ExportConditions = Vec<(ExportKey, Vec<Condition>)>;
 /// Derives the import of one service from its exports (all of the same
 /// `namespace/name`; exports of other services than the oldest one's are
 /// ignored) and the cluster records. Returns `None` when there are no
-/// exports.
+/// exports. `cluster_of` looks a cluster record up by id.
 ///
 /// An [`ImportCluster`] is `stale` when its export is stale, when its
 /// cluster is not connected, or when the cluster record is missing.
-pub fn derive_import(
+pub fn derive_import<'c>(
     exports: &[ServiceExport],
-    clusters: &BTreeMap<ClusterId, Cluster>,
+    cluster_of: impl Fn(&ClusterId) -> Option<&'c Cluster>,
 ) -> Option<(ServiceImport, ExportConditions)> {
     let mut sorted: Vec<&ServiceExport> = exports.iter().collect();
     sorted.sort_by(|a, b| age_key(a).cmp(&age_key(b)));
@@ -131,7 +131,7 @@ pub fn derive_import(
     let mut import_clusters: Vec<ImportCluster> = sorted
         .iter()
         .map(|e| {
-            let cluster = clusters.get(&e.metadata.cluster);
+            let cluster = cluster_of(&e.metadata.cluster);
             let connected = cluster
                 .map(|c| c.status.as_ref().is_none_or(|s| s.connected))
                 .unwrap_or(false);

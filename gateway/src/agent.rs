@@ -43,7 +43,6 @@ use tokio::task::JoinHandle;
 pub use self::config::{AgentConfig, KubernetesConfig};
 pub use self::metrics::AgentMetrics;
 pub use self::sync::CatalogSink;
-use crate::catalog::CatalogState;
 use crate::state::Shared;
 
 /// Kubernetes API access the agent's controllers use: (api group, resource,
@@ -89,7 +88,13 @@ impl CatalogSink for GatewaySink {
     fn install(&self, snapshot: Arc<CatalogSnapshot>) {
         let id = &self.shared.identity;
         trust::apply_bundles(&id.trust_domain, &id.bundles, &snapshot);
-        let state = CatalogState::build(snapshot, &self.shared.config.cluster);
+        // The previous revision's state: only the services that changed
+        // are rebuilt.
+        let state = self
+            .shared
+            .catalog
+            .load()
+            .next(snapshot, &self.shared.config.cluster);
         self.shared.install_catalog(state);
         let shared = self.shared.clone();
         if tokio::runtime::Handle::try_current().is_ok() {

@@ -69,7 +69,7 @@ const T3: time::OffsetDateTime = datetime!(2026-01-03 00:00 UTC);
 
 #[test]
 fn no_exports_no_import() {
-    assert!(derive_import(&[], &BTreeMap::new()).is_none());
+    assert!(derive_import(&[], |_| None).is_none());
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn agreeing_exports_merge_without_conflict() {
         ("eu-west-1", "eu-west-1", true),
         ("us-east-1", "us-east-1", false),
     ]);
-    let (imp, conds) = derive_import(&[b, a], &cl).unwrap();
+    let (imp, conds) = derive_import(&[b, a], |id| cl.get(id)).unwrap();
     assert_eq!(imp.service().to_string(), "payments/checkout");
     let ports: Vec<u16> = imp.spec.ports.iter().map(|p| p.port).collect();
     assert_eq!(ports, vec![80, 9090], "ports are the union");
@@ -148,7 +148,7 @@ fn type_conflict_uses_oldest_and_names_it() {
     let mut b = export("us-east-1", Some(T2), &[(80, Protocol::Tcp)]);
     b.spec.type_ = ServiceType::Headless;
     let c = export("ap-south-1", Some(T3), &[(80, Protocol::Tcp)]);
-    let (imp, conds) = derive_import(&[c, b, a], &BTreeMap::new()).unwrap();
+    let (imp, conds) = derive_import(&[c, b, a], |_| None).unwrap();
     assert_eq!(imp.spec.type_, ServiceType::ClusterSetIP);
     let x = cond(&conds, "us-east-1", ConditionType::Conflict);
     assert_eq!(
@@ -189,7 +189,7 @@ fn port_protocol_conflict() {
         Some(T2),
         &[(53, Protocol::Tcp), (80, Protocol::Tcp)],
     );
-    let (imp, conds) = derive_import(&[a, b], &BTreeMap::new()).unwrap();
+    let (imp, conds) = derive_import(&[a, b], |_| None).unwrap();
     let ports: Vec<(u16, Protocol)> = imp
         .spec
         .ports
@@ -217,7 +217,7 @@ fn oldest_by_creation_then_cluster_id() {
     let mut a = export("b-cluster", Some(T1), &[(80, Protocol::Tcp)]);
     a.spec.type_ = ServiceType::Headless;
     let b = export("a-cluster", Some(T1), &[(80, Protocol::Tcp)]);
-    let (imp, conds) = derive_import(&[a.clone(), b.clone()], &BTreeMap::new()).unwrap();
+    let (imp, conds) = derive_import(&[a.clone(), b.clone()], |_| None).unwrap();
     assert_eq!(imp.spec.type_, ServiceType::ClusterSetIP);
     assert_eq!(
         cond(&conds, "b-cluster", ConditionType::Conflict).reason,
@@ -226,7 +226,7 @@ fn oldest_by_creation_then_cluster_id() {
     // An export without a creation time is younger than any dated one.
     let mut undated = export("0-cluster", None, &[(80, Protocol::Tcp)]);
     undated.spec.type_ = ServiceType::Headless;
-    let (imp, conds) = derive_import(&[undated, b], &BTreeMap::new()).unwrap();
+    let (imp, conds) = derive_import(&[undated, b], |_| None).unwrap();
     assert_eq!(imp.spec.type_, ServiceType::ClusterSetIP);
     assert_eq!(
         cond(&conds, "0-cluster", ConditionType::Conflict).reason,
@@ -248,7 +248,7 @@ fn labels_come_from_oldest_and_stale_exports_are_flagged() {
         ("eu-west-1", "eu-west-1", true),
         ("us-east-1", "us-east-1", true),
     ]);
-    let (imp, _) = derive_import(&[a, b], &cl).unwrap();
+    let (imp, _) = derive_import(&[a, b], |id| cl.get(id)).unwrap();
     assert_eq!(imp.spec.labels["tier"], "old");
     assert!(imp.spec.clusters[0].stale);
     assert!(!imp.spec.clusters[1].stale);

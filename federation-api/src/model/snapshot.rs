@@ -1,7 +1,7 @@
 //! The catalog snapshot consumed by gateways, and pure application of watch
 //! events to it.
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -23,19 +23,19 @@ pub struct PolicySet {
     /// Residency policies.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, ResidencyPolicy>)]
-    pub residency: BTreeMap<PolicyName, ResidencyPolicy>,
+    pub residency: OrdMap<PolicyName, ResidencyPolicy>,
     /// Traffic policies.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, TrafficPolicy>)]
-    pub traffic: BTreeMap<PolicyName, TrafficPolicy>,
+    pub traffic: OrdMap<PolicyName, TrafficPolicy>,
     /// Access policies.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, AccessPolicy>)]
-    pub access: BTreeMap<PolicyName, AccessPolicy>,
+    pub access: OrdMap<PolicyName, AccessPolicy>,
     /// Export (ownership) policies.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, ExportPolicy>)]
-    pub export: BTreeMap<PolicyName, ExportPolicy>,
+    pub export: OrdMap<PolicyName, ExportPolicy>,
 }
 
 /// The whole catalog at one etcd revision. Maps are keyed by the resource
@@ -49,19 +49,19 @@ pub struct CatalogSnapshot {
     /// Clusters by id.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, Cluster>)]
-    pub clusters: BTreeMap<ClusterId, Cluster>,
+    pub clusters: OrdMap<ClusterId, Cluster>,
     /// Exports by `namespace/name/cluster`.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, ServiceExport>)]
-    pub exports: BTreeMap<ExportKey, ServiceExport>,
+    pub exports: OrdMap<ExportKey, ServiceExport>,
     /// Imports by `namespace/name`, derived from the exports.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, ServiceImport>)]
-    pub imports: BTreeMap<ServiceRef, ServiceImport>,
+    pub imports: OrdMap<ServiceRef, ServiceImport>,
     /// Trust bundles by trust domain.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, TrustBundle>)]
-    pub bundles: BTreeMap<TrustDomainName, TrustBundle>,
+    pub bundles: OrdMap<TrustDomainName, TrustBundle>,
     /// Policies by kind.
     #[serde(default)]
     pub policies: PolicySet,
@@ -232,7 +232,7 @@ impl CatalogSnapshot {
 
     fn rederive(&mut self, service: &ServiceRef) {
         let exports: Vec<ServiceExport> = self.exports_of(service).into_iter().cloned().collect();
-        match derive_import(&exports, &self.clusters) {
+        match derive_import(&exports, |id| self.clusters.get(id)) {
             Some((import, _)) => {
                 self.imports.insert(service.clone(), import);
             }

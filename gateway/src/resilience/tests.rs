@@ -632,7 +632,8 @@ mod registry {
     fn breaker_open_steers_decide_and_rate_limit_applies() {
         let now = Clock::new().now;
         let mut cs = catalog();
-        let p = cs.policies.traffic.values_mut().next().unwrap();
+        let key = cs.policies.traffic.keys().next().unwrap().clone();
+        let p = cs.policies.traffic.get_mut(&key).unwrap();
         p.spec.circuit_breaker = Some(causeway_federation::model::policy::CircuitBreaker {
             max_connections: 10,
             max_pending_requests: 10,

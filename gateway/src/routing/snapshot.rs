@@ -2,11 +2,11 @@
 //! request. All per-service work (candidates, locality tiers, weights,
 //! residency verdicts) is done here so that `decide` only walks arrays.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use causeway_federation::model::{
-    CatalogSnapshot, Cluster, ResidencyPolicy, ServiceExport, TrafficPolicy,
+    CatalogSnapshot, Cluster, ResidencyPolicy, ServiceExport, ServiceRef, TrafficPolicy,
 };
 use serde::Serialize;
 
@@ -134,8 +134,8 @@ pub struct RoutingSnapshot {
     pub(crate) revision: u64,
     pub(crate) local: LocalCluster,
     pub(crate) clusters: Vec<ClusterEntry>,
-    pub(crate) services: Vec<ServiceRoutes>,
-    pub(crate) index: HashMap<Box<str>, HashMap<Box<str>, u32>>,
+    pub(crate) services: Vec<Arc<ServiceRoutes>>,
+    pub(crate) index: HashMap<Arc<str>, HashMap<Arc<str>, u32>>,
     pub(crate) rules: Vec<ResidencyRule>,
 }
 
@@ -178,16 +178,30 @@ fn tier_of(
     (u16::MAX, Tier::Rest)
 }
 
-impl RoutingSnapshot {
-    /// Builds the snapshot of `catalog` as seen from `local`. Exports of
-    /// clusters without a `Cluster` record (other than the local one) are
-    /// left out: there is no gateway to send to.
-    pub fn build(catalog: CatalogView<'_>, local: LocalCluster) -> Self {
-        // Clusters.
-        let mut clusters: Vec<ClusterEntry> = Vec::with_capacity(catalog.clusters.len() + 1);
+/// What every service's routes are computed from: the clusters and the
+/// policies of one catalog revision, as seen from the local cluster.
+struct Context<'a> {
+    local: LocalCluster,
+    clusters: Vec<ClusterEntry>,
+    cluster_idx: HashMap<&'a str, u32>,
+    labels_of: Vec<&'a BTreeMap<String, String>>,
+    local_idx: u32,
+    rules: Vec<ResidencyRule>,
+    /// Sorted by name: the lowest name wins per service.
+    traffic: Vec<&'a TrafficPolicy>,
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        clusters: &[&'a Cluster],
+        residency: &[&'a ResidencyPolicy],
+        traffic: &[&'a TrafficPolicy],
+        local: LocalCluster,
+    ) -> Self {
+        let mut entries: Vec<ClusterEntry> = Vec::with_capacity(clusters.len() + 1);
         let mut cluster_idx: HashMap<&str, u32> = HashMap::new();
-        let mut labels_of: Vec<BTreeMap<String, String>> = Vec::new();
-        let mut sorted: Vec<&Cluster> = catalog.clusters.clone();
+        let mut labels_of: Vec<&BTreeMap<String, String>> = Vec::new();
+        let mut sorted: Vec<&Cluster> = clusters.to_vec();
         sorted.sort_by(|a, b| a.id().cmp(b.id()));
         sorted.dedup_by(|a, b| a.id() == b.id());
         for c in sorted {
@@ -200,8 +214,8 @@ impl RoutingSnapshot {
                 .iter()
                 .map(|e| e.to_string())
                 .collect();
-            cluster_idx.insert(c.id().as_str(), clusters.len() as u32);
-            clusters.push(ClusterEntry {
+            cluster_idx.insert(c.id().as_str(), entries.len() as u32);
+            entries.push(ClusterEntry {
                 region: Arc::from(c.spec.region.as_str()),
                 zone: Arc::from(c.spec.zone.as_str()),
                 jurisdictions: c.spec.jurisdictions.clone().into(),
@@ -219,8 +233,10 @@ impl RoutingSnapshot {
                 },
                 id,
             });
-            labels_of.push(c.spec.labels.clone());
+            labels_of.push(&c.spec.labels);
         }
+        // Never consulted for the local cluster (always the first tier).
+        static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
         let local_idx = match cluster_idx.get(local.id.as_str()) {
             Some(i) => *i,
             None => {
@@ -233,7 +249,7 @@ impl RoutingSnapshot {
                     gateway_endpoints: Arc::from(Vec::<String>::new()),
                     trust_domain: Arc::from(""),
                 };
-                clusters.push(ClusterEntry {
+                entries.push(ClusterEntry {
                     region: Arc::from(local.region.as_str()),
                     zone: Arc::from(local.zone.as_str()),
                     jurisdictions: local.jurisdictions.clone().into(),
@@ -241,30 +257,191 @@ impl RoutingSnapshot {
                     target_local: t,
                     id,
                 });
-                labels_of.push(local.labels.clone());
-                (clusters.len() - 1) as u32
-            }
-        };
-        let cluster_of = |id: &str| -> Option<u32> {
-            if id == local.id {
-                Some(local_idx)
-            } else {
-                cluster_idx.get(id).copied()
+                labels_of.push(&NO_LABELS);
+                (entries.len() - 1) as u32
             }
         };
 
         // Residency rules, in name order.
-        let mut res: Vec<&ResidencyPolicy> = catalog.residency.clone();
+        let mut res: Vec<&ResidencyPolicy> = residency.to_vec();
         res.sort_by(|a, b| a.name().cmp(b.name()));
         let rules: Vec<ResidencyRule> = res
             .iter()
-            .map(|p| ResidencyRule::compile(p, &clusters))
+            .map(|p| ResidencyRule::compile(p, &entries))
             .collect();
 
-        // Traffic policies: lowest name wins per service.
-        let mut traffic: Vec<&TrafficPolicy> = catalog.traffic.clone();
+        let mut traffic: Vec<&TrafficPolicy> = traffic.to_vec();
         traffic.sort_by(|a, b| a.name().cmp(b.name()));
+        Self {
+            local,
+            clusters: entries,
+            cluster_idx,
+            labels_of,
+            local_idx,
+            rules,
+            traffic,
+        }
+    }
 
+    fn cluster_of(&self, id: &str) -> Option<u32> {
+        if id == self.local.id {
+            Some(self.local_idx)
+        } else {
+            self.cluster_idx.get(id).copied()
+        }
+    }
+
+    /// The routes of one service from its exports (all of `ns/name`, at
+    /// least one).
+    fn service(&self, ns: &str, name: &str, exports: &[&ServiceExport]) -> Option<ServiceRoutes> {
+        let first = exports.first()?;
+        let (clusters, rules) = (&self.clusters, &self.rules);
+        let svc_ref = first.service();
+        let policy = self.traffic.iter().find(|t| t.spec.service == svc_ref);
+        let priority = policy
+            .map(|p| p.spec.failover_priority.clone())
+            .unwrap_or_else(default_priority);
+        let weights = policy.map(|p| &p.spec.weights).filter(|w| !w.is_empty());
+        let static_policies: Vec<u32> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matcher.is_none() && r.services.matches(&svc_ref))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let request_policies: Vec<u32> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matcher.is_some() && r.services.matches(&svc_ref))
+            .map(|(i, _)| i as u32)
+            .collect();
+
+        let mut cands: Vec<(u16, Tier, Candidate)> = Vec::with_capacity(exports.len());
+        let mut ports: Vec<u16> = Vec::new();
+        let mut seen: Vec<u32> = Vec::new();
+        for e in exports {
+            let Some(ci) = self.cluster_of(e.metadata.cluster.as_str()) else {
+                continue;
+            };
+            if seen.contains(&ci) {
+                continue;
+            }
+            seen.push(ci);
+            let entry = &clusters[ci as usize];
+            let is_local = ci == self.local_idx;
+            let (rank, tier) = tier_of(&self.local, entry, self.labels_of[ci as usize], &priority);
+            let weight = match weights {
+                Some(w) => w.get(e.metadata.cluster.as_str()).copied().unwrap_or(0),
+                None => e.spec.weight,
+            };
+            let mut cports: Vec<u16> = e.spec.ports.iter().map(|p| p.port).collect();
+            cports.sort_unstable();
+            cports.dedup();
+            ports.extend(&cports);
+            let static_block = static_policies
+                .iter()
+                .copied()
+                .find(|r| !rules[*r as usize].allows(ci));
+            let mut request_block = 0u64;
+            let mut overflow = Vec::new();
+            for (pos, r) in request_policies.iter().enumerate() {
+                if !rules[*r as usize].allows(ci) {
+                    if pos < 64 {
+                        request_block |= 1 << pos;
+                    } else {
+                        overflow.push(pos as u32);
+                    }
+                }
+            }
+            cands.push((
+                rank,
+                tier,
+                Candidate {
+                    cluster: ci,
+                    target: if is_local {
+                        entry.target_local.clone()
+                    } else {
+                        entry.target_remote.clone()
+                    },
+                    ready: e.spec.ready(),
+                    weight,
+                    ports: cports.into(),
+                    stale: e.status.as_ref().is_some_and(|s| s.stale),
+                    static_block,
+                    request_block,
+                    request_block_overflow: overflow.into(),
+                },
+            ));
+        }
+        cands.sort_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                clusters[a.2.cluster as usize]
+                    .id
+                    .cmp(&clusters[b.2.cluster as usize].id)
+            })
+        });
+        let mut tiers: Vec<TierSpan> = Vec::new();
+        let mut last_rank = None;
+        let mut candidates = Vec::with_capacity(cands.len());
+        for (i, (rank, tier, c)) in cands.into_iter().enumerate() {
+            if last_rank != Some(rank) {
+                tiers.push(TierSpan {
+                    tier,
+                    start: i as u32,
+                    end: i as u32,
+                });
+                last_rank = Some(rank);
+            }
+            if let Some(t) = tiers.last_mut() {
+                t.end = i as u32 + 1;
+            }
+            candidates.push(c);
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        Some(ServiceRoutes {
+            namespace: Arc::from(ns),
+            name: Arc::from(name),
+            candidates,
+            tiers,
+            static_policies,
+            request_policies,
+            traffic_policy: policy.map(|p| Arc::from(p.name().as_str())),
+            failover_priority: priority,
+            weights_from_policy: weights.is_some(),
+            ports,
+        })
+    }
+
+    fn finish(self, revision: u64, services: Vec<Arc<ServiceRoutes>>) -> RoutingSnapshot {
+        let mut index: HashMap<Arc<str>, HashMap<Arc<str>, u32>> = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            index
+                .entry(Arc::clone(&s.namespace))
+                .or_default()
+                .insert(Arc::clone(&s.name), i as u32);
+        }
+        RoutingSnapshot {
+            revision,
+            local: self.local,
+            clusters: self.clusters,
+            services,
+            index,
+            rules: self.rules,
+        }
+    }
+}
+
+impl RoutingSnapshot {
+    /// Builds the snapshot of `catalog` as seen from `local`. Exports of
+    /// clusters without a `Cluster` record (other than the local one) are
+    /// left out: there is no gateway to send to.
+    pub fn build(catalog: CatalogView<'_>, local: LocalCluster) -> Self {
+        let ctx = Context::new(
+            &catalog.clusters,
+            &catalog.residency,
+            &catalog.traffic,
+            local,
+        );
         // Exports grouped by service.
         let mut by_service: BTreeMap<(&str, &str), Vec<&ServiceExport>> = BTreeMap::new();
         for e in &catalog.exports {
@@ -273,141 +450,53 @@ impl RoutingSnapshot {
                 .or_default()
                 .push(e);
         }
+        let services = by_service
+            .into_iter()
+            .filter_map(|((ns, name), exports)| ctx.service(ns, name, &exports))
+            .map(Arc::new)
+            .collect();
+        ctx.finish(catalog.revision, services)
+    }
 
-        let mut services = Vec::with_capacity(by_service.len());
-        let mut index: HashMap<Box<str>, HashMap<Box<str>, u32>> = HashMap::new();
-        for ((ns, name), exports) in by_service {
-            let Some(first) = exports.first() else {
-                continue;
-            };
-            let svc_ref = first.service();
-            let policy = traffic.iter().find(|t| t.spec.service == svc_ref);
-            let priority = policy
-                .map(|p| p.spec.failover_priority.clone())
-                .unwrap_or_else(default_priority);
-            let weights = policy.map(|p| &p.spec.weights).filter(|w| !w.is_empty());
-            let static_policies: Vec<u32> = rules
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.matcher.is_none() && r.services.matches(&svc_ref))
-                .map(|(i, _)| i as u32)
-                .collect();
-            let request_policies: Vec<u32> = rules
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.matcher.is_some() && r.services.matches(&svc_ref))
-                .map(|(i, _)| i as u32)
-                .collect();
-
-            let mut cands: Vec<(u16, Tier, Candidate)> = Vec::new();
-            let mut ports: Vec<u16> = Vec::new();
-            let mut seen: Vec<u32> = Vec::new();
-            for e in &exports {
-                let Some(ci) = cluster_of(e.metadata.cluster.as_str()) else {
-                    continue;
-                };
-                if seen.contains(&ci) {
-                    continue;
-                }
-                seen.push(ci);
-                let entry = &clusters[ci as usize];
-                let is_local = ci == local_idx;
-                let (rank, tier) = tier_of(&local, entry, &labels_of[ci as usize], &priority);
-                let weight = match weights {
-                    Some(w) => w.get(e.metadata.cluster.as_str()).copied().unwrap_or(0),
-                    None => e.spec.weight,
-                };
-                let mut cports: Vec<u16> = e.spec.ports.iter().map(|p| p.port).collect();
-                cports.sort_unstable();
-                cports.dedup();
-                ports.extend(&cports);
-                let static_block = static_policies
-                    .iter()
-                    .copied()
-                    .find(|r| !rules[*r as usize].allows(ci));
-                let mut request_block = 0u64;
-                let mut overflow = Vec::new();
-                for (pos, r) in request_policies.iter().enumerate() {
-                    if !rules[*r as usize].allows(ci) {
-                        if pos < 64 {
-                            request_block |= 1 << pos;
-                        } else {
-                            overflow.push(pos as u32);
-                        }
-                    }
-                }
-                cands.push((
-                    rank,
-                    tier,
-                    Candidate {
-                        cluster: ci,
-                        target: if is_local {
-                            entry.target_local.clone()
-                        } else {
-                            entry.target_remote.clone()
-                        },
-                        ready: e.spec.ready(),
-                        weight,
-                        ports: cports.into(),
-                        stale: e.status.as_ref().is_some_and(|s| s.stale),
-                        static_block,
-                        request_block,
-                        request_block_overflow: overflow.into(),
-                    },
-                ));
+    /// The snapshot of `catalog`, which differs from the one `self` was
+    /// built from only in the exports of the `changed` services: their
+    /// routes are rebuilt, every other service's are shared with `self`.
+    /// (Clusters and policies shape every service: when they change, use
+    /// [`RoutingSnapshot::from_catalog`].)
+    pub fn with_changed_services(
+        &self,
+        catalog: &CatalogSnapshot,
+        changed: &BTreeSet<ServiceRef>,
+    ) -> Self {
+        let clusters: Vec<&Cluster> = catalog.clusters.values().collect();
+        let residency: Vec<&ResidencyPolicy> = catalog.policies.residency.values().collect();
+        let traffic: Vec<&TrafficPolicy> = catalog.policies.traffic.values().collect();
+        let ctx = Context::new(&clusters, &residency, &traffic, self.local.clone());
+        // Both lists are sorted by (namespace, name): merge them.
+        let mut rebuilt = changed
+            .iter()
+            .filter_map(|svc| {
+                let exports = catalog.exports_of(svc);
+                ctx.service(svc.namespace.as_str(), svc.name.as_str(), &exports)
+            })
+            .map(Arc::new)
+            .peekable();
+        let changed_names: HashSet<(&str, &str)> = changed
+            .iter()
+            .map(|c| (c.namespace.as_str(), c.name.as_str()))
+            .collect();
+        let is_changed = |s: &ServiceRoutes| changed_names.contains(&(&*s.namespace, &*s.name));
+        let mut services = Vec::with_capacity(self.services.len() + changed.len());
+        for old in self.services.iter().filter(|s| !is_changed(s)) {
+            while let Some(new) =
+                rebuilt.next_if(|n| (&*n.namespace, &*n.name) < (&*old.namespace, &*old.name))
+            {
+                services.push(new);
             }
-            cands.sort_by(|a, b| {
-                a.0.cmp(&b.0).then_with(|| {
-                    clusters[a.2.cluster as usize]
-                        .id
-                        .cmp(&clusters[b.2.cluster as usize].id)
-                })
-            });
-            let mut tiers: Vec<TierSpan> = Vec::new();
-            let mut last_rank = None;
-            let mut candidates = Vec::with_capacity(cands.len());
-            for (i, (rank, tier, c)) in cands.into_iter().enumerate() {
-                if last_rank != Some(rank) {
-                    tiers.push(TierSpan {
-                        tier,
-                        start: i as u32,
-                        end: i as u32,
-                    });
-                    last_rank = Some(rank);
-                }
-                if let Some(t) = tiers.last_mut() {
-                    t.end = i as u32 + 1;
-                }
-                candidates.push(c);
-            }
-            ports.sort_unstable();
-            ports.dedup();
-            let idx = services.len() as u32;
-            index
-                .entry(Box::from(ns))
-                .or_default()
-                .insert(Box::from(name), idx);
-            services.push(ServiceRoutes {
-                namespace: Arc::from(ns),
-                name: Arc::from(name),
-                candidates,
-                tiers,
-                static_policies,
-                request_policies,
-                traffic_policy: policy.map(|p| Arc::from(p.name().as_str())),
-                failover_priority: priority,
-                weights_from_policy: weights.is_some(),
-                ports,
-            });
+            services.push(Arc::clone(old));
         }
-        Self {
-            revision: catalog.revision,
-            local,
-            clusters,
-            services,
-            index,
-            rules,
-        }
+        services.extend(rebuilt);
+        ctx.finish(catalog.revision, services)
     }
 
     /// Builds the snapshot of a whole catalog as seen from `local`.
@@ -453,6 +542,6 @@ impl RoutingSnapshot {
 
     pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&ServiceRoutes> {
         let idx = self.index.get(namespace)?.get(name)?;
-        self.services.get(*idx as usize)
+        self.services.get(*idx as usize).map(|s| &**s)
     }
 }

@@ -127,7 +127,7 @@ impl Catalog {
         live: &Liveness,
         targets: &mut [ServiceExport],
     ) {
-        let conditions = derive_import(service_exports, clusters)
+        let conditions = derive_import(service_exports, |id| clusters.get(id))
             .map(|(_, c)| c)
             .unwrap_or_default();
         for t in targets {
@@ -159,7 +159,7 @@ impl Catalog {
                 stale: !live.connected.contains(&e.metadata.cluster),
             });
         }
-        derive_import(&exports, clusters).map(|(i, _)| i)
+        derive_import(&exports, |id| clusters.get(id)).map(|(i, _)| i)
     }
 
     /// Every import, by service.
