@@ -37,7 +37,7 @@ pub struct GatewayConfig {
     pub observability: ObservabilityConfig,
     /// TCP services: one egress port per imported TCP service port.
     pub tcp: Vec<TcpServiceConfig>,
-    /// Worker threads per Pingora service.
+    /// Runtime threads (0 = one per CPU; 1 = a single event loop).
     pub threads: usize,
     /// The cluster agent: registration, trust bundles, catalog sync from the
     /// federation API, local discovery. Off unless `agent.endpoint` is set.

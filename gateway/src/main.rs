@@ -9,6 +9,12 @@ use clap::Parser;
 
 const EX_USAGE: u8 = 2;
 
+/// mimalloc rather than glibc malloc: the proxy path allocates and frees
+/// many small buffers per request, and glibc's malloc/free/consolidate were
+/// a fifth of the gateway's CPU under load (BENCHMARKS.md, profile).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = match args.load_config() {
@@ -57,11 +63,18 @@ fn main() -> ExitCode {
     } else {
         config.threads
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-    {
+    // One thread: a current-thread runtime, so the listeners, the proxy and
+    // the upstream connections share one event loop with no cross-thread
+    // wake-ups (the multi-thread runtime would add a worker beside the
+    // thread that drives it).
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("causeway-gateway: cannot start runtime: {e}");
