@@ -482,6 +482,51 @@ fn external_etcd_with_tls_mounts_the_files_the_server_reads() {
     assert_eq!(vol["secret"]["secretName"], "etcd-client");
 }
 
+/// A private CA for the federation API: the ConfigMap is mounted where the
+/// agent's `caFile` points, and without it the agent trusts system CAs only.
+#[test]
+fn federation_ca_config_map_mounts_the_file_the_agent_reads() {
+    use causeway_gateway::config::parse_str;
+    let plain = render(PROFILES[0], &[]);
+    let config = parse_str(config_map_file(&plain, GATEWAY, "gateway.yaml")).unwrap();
+    assert_eq!(config.agent.ca_file, None);
+
+    let docs = render(
+        PROFILES[0],
+        &[
+            "--set",
+            "federation.caConfigMap.name=federation-ca",
+            "--set",
+            "federation.caConfigMap.key=ca.crt",
+        ],
+    );
+    let config = parse_str(config_map_file(&docs, GATEWAY, "gateway.yaml")).unwrap();
+    let ca_file = config.agent.ca_file.expect("caFile set");
+    let spec = &find(&docs, "Deployment", GATEWAY).value["spec"]["template"]["spec"];
+    let mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "federation-ca")
+        .expect("federation CA mounted");
+    assert_eq!(
+        ca_file.parent(),
+        Some(Path::new(mount["mountPath"].as_str().unwrap()))
+    );
+    let vol = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "federation-ca")
+        .unwrap();
+    assert_eq!(vol["configMap"]["name"], "federation-ca");
+    assert_eq!(vol["configMap"]["items"][0]["key"], "ca.crt");
+    assert_eq!(
+        Some(vol["configMap"]["items"][0]["path"].as_str().unwrap()),
+        ca_file.file_name().and_then(|f| f.to_str())
+    );
+}
+
 #[test]
 fn profiles_render_the_expected_components() {
     let ha = render("ha", &[]);

@@ -3,7 +3,8 @@
 //!
 //! - [`RoutingSnapshot::build`] precomputes, once per catalog revision,
 //!   every service's candidates, locality tiers, weights and residency
-//!   verdicts;
+//!   verdicts ([`RoutingSnapshot::with_changed_services`] redoes only the
+//!   services whose exports changed);
 //! - [`decide`] runs per request: residency as a hard filter, the best
 //!   locality tier with healthy capacity, a weighted pick inside it;
 //! - [`explain`] returns the full reasoning for `/debug/route`.

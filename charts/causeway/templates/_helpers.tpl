@@ -119,6 +119,7 @@ seccompProfile:
 config: /etc/causeway
 identity: /var/run/secrets/causeway/identity
 token: /var/run/secrets/causeway/federation
+federationCa: /etc/causeway/federation-ca
 bundles: /etc/causeway/bundles
 data: /var/lib/causeway
 {{- end -}}
@@ -172,6 +173,9 @@ registration, heartbeat, catalog sync and the Kubernetes MCS controllers.
 {{- $agent := dict "endpoint" (include "causeway.federationEndpoint" .) "tokenFile" (printf "%s/token" $p.token) "snapshotFile" (printf "%s/catalog.json" $p.data) "kubernetes" $k8s -}}
 {{- with .Values.cluster.cloud -}}
 {{- $_ := set $agent "cloud" . -}}
+{{- end -}}
+{{- if (.Values.federation.caConfigMap | default dict).name -}}
+{{- $_ := set $agent "caFile" (printf "%s/ca.pem" $p.federationCa) -}}
 {{- end -}}
 {{- with $g.advertisedEndpoints -}}
 {{- $_ := set $agent "gatewayEndpoints" . -}}
