@@ -434,6 +434,26 @@ fn federation_config_is_accepted_by_the_server() {
     assert_eq!(cluster_arg.split(',').count(), 3, "{cluster_arg}");
 }
 
+/// The volume mount `name` of the first container of a pod spec.
+fn volume_mount<'a>(spec: &'a Value, name: &str) -> &'a Value {
+    spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("volume {name} not mounted"))
+}
+
+/// The volume `name` of a pod spec.
+fn volume<'a>(spec: &'a Value, name: &str) -> &'a Value {
+    spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no volume {name}"))
+}
+
 #[test]
 fn external_etcd_with_tls_mounts_the_files_the_server_reads() {
     use causeway_federation::server::ServerConfig;
@@ -459,12 +479,7 @@ fn external_etcd_with_tls_mounts_the_files_the_server_reads() {
         ["https://etcd-a:2379", "https://etcd-b:2379"]
     );
     let spec = &find(&docs, "Deployment", FEDERATION).value["spec"]["template"]["spec"];
-    let mount = spec["containers"][0]["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "etcd-tls")
-        .expect("etcd TLS mounted");
+    let mount = volume_mount(spec, "etcd-tls");
     let dir = Path::new(mount["mountPath"].as_str().unwrap());
     for file in [
         &config.store.etcd_ca,
@@ -473,12 +488,7 @@ fn external_etcd_with_tls_mounts_the_files_the_server_reads() {
     ] {
         assert_eq!(file.as_deref().unwrap().parent(), Some(dir));
     }
-    let vol = spec["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "etcd-tls")
-        .unwrap();
+    let vol = volume(spec, "etcd-tls");
     assert_eq!(vol["secret"]["secretName"], "etcd-client");
 }
 
@@ -503,22 +513,12 @@ fn federation_ca_config_map_mounts_the_file_the_agent_reads() {
     let config = parse_str(config_map_file(&docs, GATEWAY, "gateway.yaml")).unwrap();
     let ca_file = config.agent.ca_file.expect("caFile set");
     let spec = &find(&docs, "Deployment", GATEWAY).value["spec"]["template"]["spec"];
-    let mount = spec["containers"][0]["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "federation-ca")
-        .expect("federation CA mounted");
+    let mount = volume_mount(spec, "federation-ca");
     assert_eq!(
         ca_file.parent(),
         Some(Path::new(mount["mountPath"].as_str().unwrap()))
     );
-    let vol = spec["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "federation-ca")
-        .unwrap();
+    let vol = volume(spec, "federation-ca");
     assert_eq!(vol["configMap"]["name"], "federation-ca");
     assert_eq!(vol["configMap"]["items"][0]["key"], "ca.crt");
     assert_eq!(
