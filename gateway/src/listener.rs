@@ -118,8 +118,11 @@ pub(crate) async fn serve<A>(
                     tunnel,
                 } => {
                     let l4 = L4Stream::from(tcp);
-                    match tokio::time::timeout(*handshake_timeout, acceptor.tls_handshake(l4)).await
-                    {
+                    // The handshake and tunnel futures are boxed: inline, their
+                    // state (about 20 KiB) would stay allocated in this task
+                    // for the whole life of every connection, idle or not.
+                    let handshake = Box::pin(acceptor.tls_handshake(l4));
+                    match tokio::time::timeout(*handshake_timeout, handshake).await {
                         Ok(Ok(tls)) => {
                             let peer_id = tls.ssl_digest().and_then(|d| {
                                 d.extension
@@ -131,7 +134,7 @@ pub(crate) async fn serve<A>(
                             });
                             match (peer_id, tunnel) {
                                 (Some((id, Some(sni))), Some(t)) => {
-                                    t.handle(tls, &id, &sni).await;
+                                    Box::pin(t.handle(tls, &id, &sni)).await;
                                     None
                                 }
                                 _ => Some(Box::new(tls) as Stream),
