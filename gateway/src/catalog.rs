@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use causeway_federation::model::{AccessRule, CatalogSnapshot, ServiceExport, ServiceRef};
+use imbl::OrdMap;
 use imbl::ordmap::DiffItem;
 
 use crate::config::ClusterConfig;
@@ -211,25 +212,14 @@ fn changed_services(
     prev: &CatalogSnapshot,
     next: &CatalogSnapshot,
 ) -> Option<BTreeSet<ServiceRef>> {
-    let same = prev.clusters.diff(&next.clusters).next().is_none()
-        && prev
-            .policies
-            .residency
-            .diff(&next.policies.residency)
-            .next()
-            .is_none()
-        && prev
-            .policies
-            .traffic
-            .diff(&next.policies.traffic)
-            .next()
-            .is_none()
-        && prev
-            .policies
-            .access
-            .diff(&next.policies.access)
-            .next()
-            .is_none();
+    fn unchanged<K: Ord + Clone, V: Clone + PartialEq>(a: &OrdMap<K, V>, b: &OrdMap<K, V>) -> bool {
+        a.diff(b).next().is_none()
+    }
+    let (p, n) = (&prev.policies, &next.policies);
+    let same = unchanged(&prev.clusters, &next.clusters)
+        && unchanged(&p.residency, &n.residency)
+        && unchanged(&p.traffic, &n.traffic)
+        && unchanged(&p.access, &n.access);
     if !same {
         return None;
     }
@@ -265,7 +255,6 @@ pub fn load_catalog_file(path: &Path) -> Result<CatalogSnapshot, CatalogError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use causeway_federation::model::ServiceExport;
 
     /// The catalog example of `docs/gateway.md`, with the residency policy.
     const DOC_CATALOG: &str = r#"

@@ -302,18 +302,18 @@ impl<'a> Context<'a> {
             .map(|p| p.spec.failover_priority.clone())
             .unwrap_or_else(default_priority);
         let weights = policy.map(|p| &p.spec.weights).filter(|w| !w.is_empty());
-        let static_policies: Vec<u32> = rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.matcher.is_none() && r.services.matches(&svc_ref))
-            .map(|(i, _)| i as u32)
-            .collect();
-        let request_policies: Vec<u32> = rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.matcher.is_some() && r.services.matches(&svc_ref))
-            .map(|(i, _)| i as u32)
-            .collect();
+        // Residency rules of this service: applying to every request, or
+        // only to the requests they match.
+        let mut static_policies: Vec<u32> = Vec::new();
+        let mut request_policies: Vec<u32> = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.services.matches(&svc_ref) {
+                match r.matcher {
+                    None => static_policies.push(i as u32),
+                    Some(_) => request_policies.push(i as u32),
+                }
+            }
+        }
 
         let mut cands: Vec<(u16, Tier, Candidate)> = Vec::with_capacity(exports.len());
         let mut ports: Vec<u16> = Vec::new();
