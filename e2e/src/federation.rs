@@ -310,6 +310,7 @@ impl Federation {
                     addr,
                     ready: true,
                     weight: s.weight,
+                    app_protocol: s.app_protocol,
                 });
             } else {
                 config.local_services.insert(s.service.clone(), vec![addr]);
@@ -572,6 +573,7 @@ impl Federation {
             addr: echo.addr(),
             ready: true,
             weight: 100,
+            app_protocol: "http",
         })?;
         c.backends.insert(service.to_owned(), echo);
         Ok(())

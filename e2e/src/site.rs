@@ -21,6 +21,8 @@ pub struct SiteService {
     pub ready: bool,
     /// The export's relative weight.
     pub weight: u32,
+    /// The exported port's `appProtocol`.
+    pub app_protocol: &'static str,
 }
 
 /// The static discovery file of one cluster.
@@ -92,7 +94,7 @@ impl SiteFile {
                 json!({
                     "namespace": ns,
                     "name": name,
-                    "ports": [{"name": "http", "port": SERVICE_PORT, "appProtocol": "http"}],
+                    "ports": [{"name": s.app_protocol, "port": SERVICE_PORT, "appProtocol": s.app_protocol}],
                     "weight": s.weight,
                     "endpoints": [{"address": s.addr.to_string(), "ready": s.ready}],
                 })

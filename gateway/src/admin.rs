@@ -2,7 +2,6 @@
 //! and `/debug/route?host=..&header=name:value`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -25,7 +24,7 @@ impl Admin {
     }
 
     fn metrics(&self) -> Response<Vec<u8>> {
-        let state = self.shared.catalog.load();
+        let state = self.shared.catalog();
         self.shared
             .metrics
             .catalog_age
@@ -50,7 +49,7 @@ impl Admin {
     }
 
     fn debug_config(&self) -> Response<Vec<u8>> {
-        let state = self.shared.catalog.load();
+        let state = self.shared.catalog();
         let body = serde_json::json!({
             "cluster": self.shared.config.cluster,
             "identity": self.shared.identity.spiffe_id.to_string(),
@@ -83,7 +82,7 @@ impl Admin {
                 &serde_json::json!({"error": "query parameter `host` is required"}),
             );
         };
-        let state = self.shared.catalog.load();
+        let state = self.shared.catalog();
         let pairs: Vec<(&str, &str)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -146,20 +145,10 @@ impl ServeHttp for Admin {
         let query = req.uri.query().unwrap_or("").to_owned();
         match path.as_str() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" => {
-                // With the agent on, a gateway that has no catalog yet (none
-                // received, none persisted) knows no service: not ready.
-                let has_catalog = !self.shared.config.agent.enabled()
-                    || self.shared.catalog.load().revision() > 0;
-                match (self.shared.ready.load(Ordering::Relaxed), has_catalog) {
-                    (true, true) => text(StatusCode::OK, "ready\n"),
-                    (true, false) => text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: no catalog from the federation API yet\n",
-                    ),
-                    (false, _) => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-                }
-            }
+            "/readyz" => match self.shared.readiness() {
+                Ok(()) => text(StatusCode::OK, "ready\n"),
+                Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
+            },
             "/metrics" => self.metrics(),
             "/debug/config" => self.debug_config(),
             "/debug/route" => self.debug_route(&query),

@@ -92,8 +92,7 @@ impl CatalogSink for GatewaySink {
         // are rebuilt.
         let state = self
             .shared
-            .catalog
-            .load()
+            .catalog()
             .next(snapshot, &self.shared.config.cluster);
         self.shared.install_catalog(state);
         let shared = self.shared.clone();

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use causeway_federation::model::{AccessRule, CatalogSnapshot, ServiceExport, ServiceRef};
+use causeway_federation::model::{
+    AccessRule, CatalogSnapshot, Protocol, ServiceExport, ServicePort, ServiceRef,
+};
 use imbl::OrdMap;
 use imbl::ordmap::DiffItem;
 
@@ -42,6 +44,56 @@ pub enum CatalogError {
 /// (open to every authenticated federation member).
 pub type AccessRules = Option<Arc<[AccessRule]>>;
 
+/// A service this cluster exports, as the east-west ingress authorizes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalExport {
+    /// Who may call it.
+    pub rules: AccessRules,
+    /// The exported ports, sorted.
+    pub ports: Arc<[ExportedPort]>,
+}
+
+impl LocalExport {
+    /// The exported port `port`, if any.
+    pub fn port(&self, port: u16) -> Option<&ExportedPort> {
+        self.ports.iter().find(|p| p.port == port)
+    }
+}
+
+/// One exported port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExportedPort {
+    /// The port number.
+    pub port: u16,
+    /// Whether peers may open a raw TCP tunnel to it: a TCP port whose
+    /// `appProtocol` names a protocol that is not HTTP (`tcp`,
+    /// `postgresql`, ...). Ports without an `appProtocol` are not
+    /// tunnelable: most of them carry HTTP, which must go through the HTTP
+    /// ingress (identity headers stripped, framing checked).
+    pub tunnel: bool,
+}
+
+impl ExportedPort {
+    fn of(p: &ServicePort) -> Self {
+        let tunnel =
+            p.protocol == Protocol::Tcp && p.app_protocol.as_deref().is_some_and(|a| !is_http(a));
+        Self {
+            port: p.port,
+            tunnel,
+        }
+    }
+}
+
+/// Whether an `appProtocol` names HTTP in any of its forms.
+fn is_http(app_protocol: &str) -> bool {
+    let a = app_protocol.to_ascii_lowercase();
+    let a = a.strip_prefix("kubernetes.io/").unwrap_or(&a);
+    matches!(
+        a,
+        "http" | "https" | "h2c" | "h2" | "http2" | "grpc" | "grpc-web" | "ws" | "wss"
+    )
+}
+
 /// One catalog revision, ready for the request path.
 #[derive(Debug)]
 pub struct CatalogState {
@@ -51,8 +103,9 @@ pub struct CatalogState {
     pub routing: Arc<RoutingSnapshot>,
     /// When it was loaded.
     pub loaded_at: Instant,
-    /// `namespace/name` of services this cluster exports, with their access rules.
-    pub local_exports: HashMap<Box<str>, AccessRules>,
+    /// `namespace/name` of services this cluster exports, with their
+    /// ports and access rules.
+    pub local_exports: HashMap<Box<str>, LocalExport>,
     /// Trust domain of every cluster, by cluster id.
     pub cluster_trust_domains: HashMap<Box<str>, Box<str>>,
     /// `(connect, request)` timeouts from the `TrafficPolicy` of a service,
@@ -177,7 +230,10 @@ impl CatalogState {
         } else {
             self.h2_services.remove(&key);
         }
-        if exports.iter().any(|e| e.metadata.cluster.as_str() == local) {
+        if let Some(own) = exports
+            .iter()
+            .find(|e| e.metadata.cluster.as_str() == local)
+        {
             let mut selected = false;
             let mut rules = Vec::new();
             for p in self.catalog.policies.access.values() {
@@ -187,7 +243,17 @@ impl CatalogState {
                 }
             }
             let rules: AccessRules = selected.then(|| rules.into());
-            self.local_exports.insert(key, rules);
+            let mut ports: Vec<ExportedPort> =
+                own.spec.ports.iter().map(ExportedPort::of).collect();
+            ports.sort();
+            ports.dedup_by_key(|p| p.port);
+            self.local_exports.insert(
+                key,
+                LocalExport {
+                    rules,
+                    ports: ports.into(),
+                },
+            );
         } else {
             self.local_exports.remove(&key);
         }
@@ -300,7 +366,15 @@ policies:
             ..ClusterConfig::default()
         };
         let state = CatalogState::build(load_catalog_file(&path).unwrap(), &us);
-        assert!(matches!(state.local_exports.get("demo/echo"), Some(None)));
+        let export = state.local_exports.get("demo/echo").unwrap();
+        assert_eq!(export.rules, None);
+        assert_eq!(
+            *export.ports,
+            [ExportedPort {
+                port: 8080,
+                tunnel: false
+            }]
+        );
     }
 
     /// Everything a `CatalogState` answers with, in a comparable form.

@@ -117,12 +117,13 @@ fn local_addr(
 /// discovery.
 fn start_agent(
     shared: &Arc<Shared>,
+    metrics: crate::agent::AgentMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, StartError> {
     let agent = crate::agent::spawn(
         &shared.config.agent,
         shared.clone(),
-        shared.agent_metrics.clone(),
+        metrics,
         shutdown.clone(),
     )?;
     if let Some(revision) = agent.restored {
@@ -171,7 +172,9 @@ impl Gateway {
         let l = config.listeners.clone();
         let limits = config.limits.clone();
         let tcp_config = config.tcp.clone();
-        let shared = Shared::new(config, identity, catalog).map_err(StartError::Relay)?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let agent_metrics = crate::agent::AgentMetrics::register(&mut registry);
+        let shared = Shared::new(config, identity, catalog, registry).map_err(StartError::Relay)?;
         background::prepare_remotes(&shared);
 
         let egress_l = bind("egress", l.egress).await?;
@@ -265,7 +268,7 @@ impl Gateway {
         }
         tasks.extend(background::spawn_all(&shared, rx.clone()));
         if shared.config.agent.enabled() {
-            tasks.extend(start_agent(&shared, rx)?);
+            tasks.extend(start_agent(&shared, agent_metrics, rx)?);
         }
         shared.ready.store(true, Ordering::Relaxed);
         tracing::info!(

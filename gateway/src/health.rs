@@ -8,29 +8,37 @@
 //! installed; the request path only does short, uncontended reads.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-
-use crate::catalog::CatalogState;
+use crate::catalog::{CatalogState, Timeouts};
 use crate::config::GatewayConfig;
 use crate::metrics::{Label, Metrics, ServiceLabels, TargetLabels};
 use crate::resilience::{
-    OutlierEvent, RateLimitConfig, RateLimited, RateLimiter, Resilience, ServiceResilience,
+    OutlierEvent, RateLimitConfig, RateLimited, RateLimiter, Resilience, RetryConfig,
+    ServiceResilience,
 };
 use crate::routing::{HealthView, TargetHealth};
 
-/// Health state of one service as the proxy uses it.
+/// What the request path knows about one service in one catalog revision:
+/// its metric label, the settings its `TrafficPolicy` gives it, and handles
+/// to its stateful health (shared across revisions).
 #[derive(Debug)]
 pub struct ServiceHealth {
     /// `namespace/name` as a metric label.
     pub label: Label,
     /// The registry's state of the service.
     pub res: Arc<ServiceResilience>,
+    /// Retry settings of this revision.
+    pub retry: RetryConfig,
+    /// Upstream timeouts from the `TrafficPolicy` (None = gateway defaults).
+    pub timeouts: Option<Timeouts>,
+    /// Whether local endpoints are spoken to over h2c (an HTTP/2
+    /// `appProtocol`); gRPC requests always are.
+    pub h2: bool,
     /// Gateway-wide default rate limit (`limits.rateLimitRps`), applied in
     /// addition to a `TrafficPolicy` rate limit.
-    default_limiter: Option<RateLimiter>,
+    default_limiter: Option<Arc<RateLimiter>>,
 }
 
 impl ServiceHealth {
@@ -45,66 +53,71 @@ impl ServiceHealth {
     }
 }
 
-type ServiceMap = HashMap<Box<str>, HashMap<Box<str>, Arc<ServiceHealth>>>;
+/// What a service keeps from one catalog revision to the next: its label
+/// and its default rate limiter (with its buckets).
+type Carried = (Label, Option<Arc<RateLimiter>>);
+
+/// Services by `namespace/name`.
+pub type ServiceMap = HashMap<Box<str>, Arc<ServiceHealth>>;
 
 /// Health of every service and remote gateway.
 #[derive(Debug)]
 pub struct HealthRegistry {
     registry: Resilience,
-    services: ArcSwap<ServiceMap>,
+    /// The stateful parts of the last revision's services, reused by the next.
+    last: Mutex<HashMap<Box<str>, Carried>>,
     default_rate: Option<RateLimitConfig>,
     metrics: Metrics,
 }
 
 impl HealthRegistry {
-    /// A registry for the services of `catalog`.
-    pub fn new(config: &GatewayConfig, catalog: &CatalogState, metrics: Metrics) -> Self {
+    /// An empty registry.
+    pub fn new(config: &GatewayConfig, metrics: Metrics) -> Self {
         let default_rate = (config.limits.rate_limit_rps > 0.0).then(|| RateLimitConfig {
             requests_per_second: config.limits.rate_limit_rps,
             burst: config.limits.rate_limit_burst.max(1.0) as u32,
         });
-        let r = Self {
+        Self {
             registry: Resilience::new(),
-            services: ArcSwap::from_pointee(HashMap::new()),
+            last: Mutex::new(HashMap::new()),
             default_rate,
             metrics,
-        };
-        r.sync_targets(catalog);
-        r
+        }
     }
 
-    /// Applies `catalog` (traffic policies, target sets) to the registry;
-    /// existing state (ejections, buckets) survives.
-    pub fn sync_targets(&self, catalog: &CatalogState) {
+    /// Applies `catalog` (traffic policies, target sets) to the registry and
+    /// returns the services of that revision; existing state (ejections,
+    /// buckets) survives.
+    pub fn sync_targets(&self, catalog: &CatalogState) -> Arc<ServiceMap> {
         self.registry
             .apply(&catalog.catalog, &catalog.routing, Instant::now());
-        let old = self.services.load();
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next: ServiceMap = HashMap::new();
+        let mut kept = HashMap::new();
         for (ns, name) in catalog.routing.services() {
             let Some(res) = self.registry.service(ns, name) else {
                 continue;
             };
-            let svc = match old.get(ns).and_then(|m| m.get(name)) {
-                Some(s) if Arc::ptr_eq(&s.res, &res) => s.clone(),
-                Some(s) => Arc::new(ServiceHealth {
-                    label: s.label.clone(),
-                    res,
-                    default_limiter: self.default_rate.map(RateLimiter::new),
-                }),
-                None => Arc::new(ServiceHealth {
-                    label: Label(Arc::from(format!("{ns}/{name}"))),
-                    res,
-                    default_limiter: self.default_rate.map(RateLimiter::new),
-                }),
+            let key: Box<str> = format!("{ns}/{name}").into_boxed_str();
+            let (label, limiter) = last.remove(&key).unwrap_or_else(|| {
+                (
+                    Label(Arc::from(&*key)),
+                    self.default_rate.map(|r| Arc::new(RateLimiter::new(r))),
+                )
+            });
+            let svc = ServiceHealth {
+                label: label.clone(),
+                retry: res.retry_config(),
+                timeouts: catalog.timeouts.get(&*key).copied(),
+                h2: catalog.h2_services.contains(&*key),
+                res,
+                default_limiter: limiter.clone(),
             };
-            next.entry(ns.into()).or_default().insert(name.into(), svc);
+            kept.insert(key.clone(), (label, limiter));
+            next.insert(key, Arc::new(svc));
         }
-        self.services.store(Arc::new(next));
-    }
-
-    /// The state of a service.
-    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<ServiceHealth>> {
-        self.services.load().get(namespace)?.get(name).cloned()
+        *last = kept;
+        Arc::new(next)
     }
 
     /// Records the outcome of one upstream try of `svc` served by `cluster`;

@@ -10,9 +10,11 @@ pub mod agent;
 
 // --- proxy (owned by the proxy engineer) ---
 pub mod admin;
+pub mod authz;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod denial;
 pub mod gateway;
 pub mod headers;
 pub mod health;

@@ -1,5 +1,6 @@
-//! Pieces shared by the egress and ingress proxies: the per-request context,
-//! local answers (denials, 429, hygiene errors), metrics and the access log.
+//! Pieces shared by the egress and ingress proxies: the per-request
+//! contexts, local answers (denials, 429, hygiene errors), metrics and the
+//! access log.
 
 pub mod access_log;
 mod ctx;
@@ -8,13 +9,14 @@ pub mod ingress;
 mod respond;
 
 pub use access_log::AccessLog;
-pub use ctx::{RequestCtx, ServiceKey};
-pub(crate) use respond::{respond_json, respond_rate_limited};
+pub use ctx::{Common, EgressCtx, IngressCtx, ServiceKey};
+pub(crate) use respond::{respond_error, respond_rate_limited};
 
 use pingora::proxy::Session;
 
+use crate::denial::Denial;
 use crate::headers::{HygieneError, check_request};
-use crate::metrics::{DurationLabels, Label, RequestLabels, status_class};
+use crate::metrics::{DenyLabels, DurationLabels, Label, RequestLabels, status_class};
 use crate::state::Shared;
 use crate::trace::TraceContext;
 
@@ -44,13 +46,55 @@ pub(crate) async fn refuse_malformed(
                 HygieneError::HeadersTooLarge => "request headers exceed the configured limits",
             };
             session.set_keepalive(None);
-            respond_json(session, e.status(), e.reason(), None, msg).await?;
+            respond_error(session, e.status(), e.reason(), msg).await?;
             Ok(true)
         }
     }
 }
 
-/// The host a request is addressed to (`:authority` or `Host`).
+/// Refuses a request: counts it (residency denials apart), records it for
+/// the access log and answers with its problem body.
+pub(crate) async fn deny(
+    shared: &Shared,
+    session: &mut Session,
+    common: &mut Common,
+    denial: &Denial,
+) -> pingora::Result<()> {
+    let labels = DenyLabels {
+        service: common.service_label(),
+        reason: denial.reason(),
+    };
+    if denial.is_residency() {
+        shared
+            .metrics
+            .residency_denials
+            .get_or_create(&labels)
+            .inc();
+        tracing::info!(
+            reason = denial.reason(),
+            policy = denial.policy().map_or("", |p| &**p),
+            service = %labels.service.0,
+            "residency denial"
+        );
+    } else {
+        shared.metrics.denials.get_or_create(&labels).inc();
+    }
+    common.status = denial.status();
+    common.reason = Some(denial.reason().to_owned());
+    common.policy = denial.policy().cloned();
+    let detail = denial.to_string();
+    let type_ = denial.problem_type();
+    let problem = respond::Problem {
+        type_: &type_,
+        title: denial.public_reason(),
+        status: denial.status(),
+        detail: &detail,
+        reason: denial.public_reason(),
+        policy: denial.policy().map(|p| &**p),
+    };
+    respond::respond_problem(session, &problem, None).await
+}
+
 /// Cuts off a request whose body is still arriving `limit` after the
 /// request started: a body dripped byte by byte would otherwise hold a
 /// downstream and an upstream connection for as long as the client likes.
@@ -75,25 +119,26 @@ pub(crate) fn forward_trace(
     shared: &Shared,
     session: &Session,
     upstream: &mut pingora::http::RequestHeader,
-    ctx: &mut RequestCtx,
+    common: &mut Common,
 ) -> pingora::Result<()> {
     let incoming = session
         .req_header()
         .headers
         .get(crate::headers::TRACEPARENT)
         .map(|v| v.as_bytes());
-    if ctx.trace.is_none() {
-        ctx.trace = match shared.config.observability.trace_context {
+    if common.trace.is_none() {
+        common.trace = match shared.config.observability.trace_context {
             crate::config::TraceContextMode::Start => Some(TraceContext::from_incoming(incoming)),
             crate::config::TraceContextMode::Propagate => TraceContext::child_of(incoming),
         };
     }
-    match ctx.trace {
+    match common.trace {
         Some(trace) => upstream.insert_header(crate::headers::TRACEPARENT, trace.header_value()),
         None => Ok(()),
     }
 }
 
+/// The host a request is addressed to (`:authority` or `Host`).
 pub(crate) fn request_host(session: &Session) -> Option<&str> {
     let req = session.req_header();
     if let Some(a) = req.uri.authority() {
@@ -105,17 +150,9 @@ pub(crate) fn request_host(session: &Session) -> Option<&str> {
 }
 
 /// Records the request metrics of a finished request.
-pub(crate) fn record_metrics(
-    shared: &Shared,
-    listener: &'static str,
-    ctx: &RequestCtx,
-    status: u16,
-) {
-    let service = ctx
-        .service
-        .as_ref()
-        .map_or_else(|| Label::from_static("unknown"), |s| s.label.clone());
-    let destination = ctx
+pub(crate) fn record_metrics(shared: &Shared, listener: &'static str, common: &Common) {
+    let service = common.service_label();
+    let destination = common
         .destination
         .clone()
         .map_or_else(|| Label::from_static("none"), Label);
@@ -124,9 +161,9 @@ pub(crate) fn record_metrics(
         .get_or_create(&RequestLabels {
             listener,
             service: service.clone(),
-            source_cluster: ctx.source_cluster.clone(),
+            source_cluster: common.source_cluster.clone(),
             destination_cluster: destination.clone(),
-            status_class: status_class(status),
+            status_class: status_class(common.status),
         })
         .inc();
     let labels = DurationLabels {
@@ -136,8 +173,8 @@ pub(crate) fn record_metrics(
     };
     m.request_duration
         .get_or_create(&labels)
-        .observe(ctx.start.elapsed().as_secs_f64());
-    if let Some(d) = ctx.upstream_duration {
+        .observe(common.start.elapsed().as_secs_f64());
+    if let Some(d) = common.upstream_duration {
         m.upstream_duration
             .get_or_create(&labels)
             .observe(d.as_secs_f64());
@@ -149,12 +186,12 @@ pub(crate) fn record_metrics(
 pub(crate) async fn fail_response(
     session: &mut Session,
     e: &pingora::Error,
-    ctx: &mut RequestCtx,
+    common: &mut Common,
 ) -> pingora::proxy::FailToProxy {
     use pingora::{ErrorSource, ErrorType};
     if session.response_written().is_some() {
         return pingora::proxy::FailToProxy {
-            error_code: ctx.status,
+            error_code: common.status,
             can_reuse_downstream: false,
         };
     }
@@ -174,13 +211,13 @@ pub(crate) async fn fail_response(
             ErrorSource::Internal | ErrorSource::Unset => (500, "internal_error"),
         },
     };
-    ctx.status = code;
-    if ctx.reason.is_none() {
-        ctx.reason = Some(reason.to_owned());
+    common.status = code;
+    if common.reason.is_none() {
+        common.reason = Some(reason.to_owned());
     }
     if code > 0 {
         let msg = e.to_string();
-        let _ = respond_json(session, code, reason, None, &msg).await;
+        let _ = respond_error(session, code, reason, &msg).await;
     }
     pingora::proxy::FailToProxy {
         error_code: code,
@@ -188,14 +225,14 @@ pub(crate) async fn fail_response(
     }
 }
 
-/// Whether local endpoints of `service` are spoken to over h2c for this
-/// request: always for gRPC, else when the service declares an HTTP/2
-/// `appProtocol`. Everything else uses HTTP/1.1 (Pingora converts).
-pub(crate) fn upstream_h2(shared: &Shared, session: &Session, service: &str) -> bool {
+/// Whether local endpoints of the request's service are spoken to over h2c:
+/// always for gRPC, else when the service declares an HTTP/2 `appProtocol`.
+/// Everything else uses HTTP/1.1 (Pingora converts).
+pub(crate) fn upstream_h2(session: &Session, common: &Common) -> bool {
     let grpc = session
         .req_header()
         .headers
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    grpc || shared.catalog.load().h2_services.contains(service)
+    grpc || common.service.as_ref().is_some_and(|s| s.h2)
 }

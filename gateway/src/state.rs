@@ -1,4 +1,13 @@
 //! The state shared by every listener and background task.
+//!
+//! Two lifetimes live here. [`Shared`] holds what lasts as long as the
+//! gateway (configuration, identity, metrics, connectors, the stateful
+//! health registry). [`GatewayState`] is one immutable revision of what the
+//! request path reads: the catalog's routing state, the local endpoints and
+//! the per-service settings. It is rebuilt off the request path whenever the
+//! catalog or the local endpoints change and swapped atomically; a request
+//! loads it once, when its context is created, and keeps that revision to the
+//! end.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -11,13 +20,13 @@ use prometheus_client::registry::Registry;
 
 use crate::catalog::CatalogState;
 use crate::config::GatewayConfig;
-use crate::health::HealthRegistry;
+use crate::health::{HealthRegistry, ServiceHealth, ServiceMap};
 use crate::identity::Identity;
 use crate::metrics::{Label, Metrics};
 use crate::upstream::RemoteConnectors;
 
 /// Local endpoints of one service with a round-robin cursor: the ready ones
-/// or, when none is ready, the draining ones (never both empty).
+/// or, when none is ready, the draining ones (never empty).
 #[derive(Debug)]
 pub struct LocalEndpoints {
     addrs: Box<[SocketAddr]>,
@@ -30,17 +39,27 @@ impl LocalEndpoints {
         let i = self.cursor.fetch_add(1, Ordering::Relaxed);
         self.addrs[i % self.addrs.len()]
     }
+
+    /// How many endpoints there are (at least one).
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// Always false: a table never holds a service without endpoints.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
 }
 
 /// Local endpoints by `namespace/name`.
-pub type LocalTable = HashMap<Box<str>, LocalEndpoints>;
+pub type LocalTable = HashMap<Box<str>, Arc<LocalEndpoints>>;
 
 /// Endpoint lists by `namespace/name`.
 pub type EndpointLists = BTreeMap<String, Vec<SocketAddr>>;
 
 /// Builds the local table from ready endpoint lists (the config's
-/// `localServices` and the agent's static discovery; a service listed twice
-/// gets the union) and draining ones, used for a service only when it has no
+/// `localServices` and the agent's discovery; a service listed twice gets
+/// the union) and draining ones, used for a service only when it has no
 /// ready endpoint. A service with neither is left out.
 pub fn local_table<'a>(
     ready: impl IntoIterator<Item = (&'a String, &'a Vec<SocketAddr>)>,
@@ -69,12 +88,55 @@ pub fn local_table<'a>(
                 addrs: addrs.into_boxed_slice(),
                 cursor: AtomicUsize::new(0),
             };
-            (Box::from(key), endpoints)
+            (Box::from(key), Arc::new(endpoints))
         })
         .collect()
 }
 
-/// Everything the request path shares.
+/// One immutable revision of everything the request path reads.
+#[derive(Debug)]
+pub struct GatewayState {
+    /// The catalog revision with its routing state.
+    pub catalog: Arc<CatalogState>,
+    /// Per-service settings and health handles, by `namespace/name`.
+    services: Arc<ServiceMap>,
+    /// Local endpoints, by `namespace/name`.
+    local: Arc<LocalTable>,
+}
+
+impl GatewayState {
+    /// A state of `catalog` with `local` endpoints and no service settings
+    /// (tests of the pure parts that read only the catalog and endpoints).
+    pub fn without_services(catalog: CatalogState, local: LocalTable) -> Self {
+        Self {
+            catalog: Arc::new(catalog),
+            services: Arc::default(),
+            local: Arc::new(local),
+        }
+    }
+
+    /// The settings and health of `namespace/name`, if the catalog knows it.
+    pub fn service(&self, key: &str) -> Option<&Arc<ServiceHealth>> {
+        self.services.get(key)
+    }
+
+    /// The local endpoints of `namespace/name`, if it has any.
+    pub fn local(&self, key: &str) -> Option<&Arc<LocalEndpoints>> {
+        self.local.get(key)
+    }
+
+    /// How many local endpoints `namespace/name` has.
+    pub fn local_count(&self, key: &str) -> usize {
+        self.local.get(key).map_or(0, |l| l.len())
+    }
+
+    /// The catalog revision.
+    pub fn revision(&self) -> u64 {
+        self.catalog.revision()
+    }
+}
+
+/// Everything the listeners and background tasks share.
 pub struct Shared {
     /// The configuration.
     pub config: Arc<GatewayConfig>,
@@ -84,8 +146,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The registry the metrics are registered in.
     pub registry: Registry,
-    /// The current catalog.
-    pub catalog: ArcSwap<CatalogState>,
+    /// The current revision of the request path's state.
+    state: ArcSwap<GatewayState>,
     /// The gateway's identity.
     pub identity: Arc<Identity>,
     /// Validates caller JWT-SVIDs against the bundle store.
@@ -96,10 +158,6 @@ pub struct Shared {
     pub health: HealthRegistry,
     /// East-west connectors per remote cluster.
     pub remotes: RemoteConnectors,
-    /// Ready local endpoints by `namespace/name` (config plus static discovery).
-    local: ArcSwap<LocalTable>,
-    /// Metrics of the cluster agent (registered even when it is off).
-    pub agent_metrics: crate::agent::AgentMetrics,
     /// Whether the gateway has a catalog and its listeners are up.
     pub ready: AtomicBool,
 }
@@ -111,69 +169,98 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Builds the shared state.
+    /// Builds the shared state; `registry` already holds the metrics other
+    /// components (the agent) registered.
     pub fn new(
         config: GatewayConfig,
         identity: Identity,
         catalog: CatalogState,
+        mut registry: Registry,
     ) -> std::io::Result<Arc<Self>> {
-        let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         metrics
             .catalog_revision
             .set(i64::try_from(catalog.revision()).unwrap_or(i64::MAX));
-        let agent_metrics = crate::agent::AgentMetrics::register(&mut registry);
         let local = local_table(&config.local_services, &EndpointLists::new());
         let identity = Arc::new(identity);
         let jwt_validator = JwtSvidValidator::new(identity.bundles.clone());
         let jwt_audience = identity.trust_domain.id().to_string();
-        let health = HealthRegistry::new(&config, &catalog, metrics.clone());
+        let health = HealthRegistry::new(&config, metrics.clone());
+        let services = health.sync_targets(&catalog);
         let remotes = RemoteConnectors::new(identity.clone(), config.upstream.clone())?;
+        let state = GatewayState {
+            catalog: Arc::new(catalog),
+            services,
+            local: Arc::new(local),
+        };
         Ok(Arc::new(Self {
             cluster_label: Label::from(config.cluster.id.as_str()),
             config: Arc::new(config),
             metrics,
             registry,
-            catalog: ArcSwap::from_pointee(catalog),
+            state: ArcSwap::from_pointee(state),
             identity,
             jwt_validator,
             jwt_audience,
             health,
             remotes,
-            local: ArcSwap::from_pointee(local),
-            agent_metrics,
             ready: AtomicBool::new(false),
         }))
     }
 
-    /// A ready local endpoint of `namespace/name` (round robin), if any.
-    pub fn local_endpoint(&self, service: &str) -> Option<SocketAddr> {
-        self.local.load().get(service).map(LocalEndpoints::pick)
+    /// Whether the gateway serves: its listeners are up, it is not
+    /// draining, and (with the agent on) it has a catalog, received or
+    /// persisted. `Err` says why not.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("not ready");
+        }
+        if self.config.agent.enabled() && self.state.load().revision() == 0 {
+            return Err("not ready: no catalog from the federation API yet");
+        }
+        Ok(())
     }
 
-    /// How many ready local endpoints `namespace/name` has.
-    pub fn local_endpoint_count(&self, service: &str) -> usize {
-        self.local.load().get(service).map_or(0, |l| l.addrs.len())
+    /// Whether the gateway serves (see [`Self::readiness`]).
+    pub fn is_ready(&self) -> bool {
+        self.readiness().is_ok()
     }
 
-    /// Whether `namespace/name` has a ready local endpoint.
-    pub fn has_local(&self, service: &str) -> bool {
-        self.local.load().contains_key(service)
+    /// The current state (a request keeps the revision it loaded).
+    pub fn state(&self) -> Arc<GatewayState> {
+        self.state.load_full()
+    }
+
+    /// The current catalog revision's state.
+    pub fn catalog(&self) -> Arc<CatalogState> {
+        self.state.load().catalog.clone()
     }
 
     /// Replaces the local endpoints from discovery (ready and draining); the
     /// config's `localServices` stay in force beside them.
     pub fn set_discovered_local(&self, ready: &EndpointLists, draining: &EndpointLists) {
-        let table = local_table(self.config.local_services.iter().chain(ready), draining);
+        let table = Arc::new(local_table(
+            self.config.local_services.iter().chain(ready),
+            draining,
+        ));
         tracing::info!(services = table.len(), "local endpoints updated");
-        self.local.store(Arc::new(table));
+        self.state.rcu(|s| GatewayState {
+            catalog: s.catalog.clone(),
+            services: s.services.clone(),
+            local: table.clone(),
+        });
     }
 
     /// Installs a new catalog revision (in-flight requests keep the old one).
-    pub fn install_catalog(&self, state: CatalogState) {
-        self.health.sync_targets(&state);
-        let revision = state.revision();
-        self.catalog.store(Arc::new(state));
+    pub fn install_catalog(&self, catalog: CatalogState) {
+        let services = self.health.sync_targets(&catalog);
+        let revision = catalog.revision();
+        let catalog = Arc::new(catalog);
+        self.state.rcu(|s| GatewayState {
+            catalog: catalog.clone(),
+            services: services.clone(),
+            local: s.local.clone(),
+        });
         self.metrics
             .catalog_revision
             .set(i64::try_from(revision).unwrap_or(i64::MAX));

@@ -12,16 +12,17 @@
 
 use std::sync::Arc;
 
-use causeway_federation::model::policy::Caller;
 use causeway_trust::SpiffeId;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::authz::{self, Access};
 use crate::config::TcpServiceConfig;
-use crate::identity::cluster_of_gateway;
+use crate::denial::Denial;
 use crate::metrics::{DenyLabels, Label, ListenerLabels};
+use crate::proxy::ServiceKey;
 use crate::routing::{Decision, RouteRequest, decide};
 use crate::state::Shared;
 
@@ -86,47 +87,57 @@ where
     let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
 }
 
+/// Counts a refused connection (residency denials apart) and logs it.
+fn count_denial(shared: &Shared, service: &str, denial: &Denial) {
+    let labels = DenyLabels {
+        service: Label::from(service),
+        reason: denial.reason(),
+    };
+    if denial.is_residency() {
+        shared
+            .metrics
+            .residency_denials
+            .get_or_create(&labels)
+            .inc();
+    } else {
+        shared.metrics.denials.get_or_create(&labels).inc();
+    }
+    tracing::info!(
+        service,
+        reason = denial.reason(),
+        policy = denial.policy().map_or("", |p| &**p),
+        "tcp connection refused"
+    );
+}
+
 async fn egress(shared: &Shared, cfg: &TcpServiceConfig, client: TcpStream) {
     let Some((ns, name)) = cfg.service.split_once('/') else {
         return;
     };
+    let state = shared.state();
     let mut tried: Vec<Arc<str>> = Vec::new();
     for _ in 0..=shared.config.upstream.max_retries {
         let decision = {
-            let state = shared.catalog.load();
             let excluded: Vec<&str> = tried.iter().map(|c| &**c).collect();
             let req = RouteRequest::service(ns, name)
                 .with_port(cfg.port)
                 .with_random(rand::random())
                 .with_exclude(&excluded);
-            decide(&state.routing, &shared.health, &req)
+            decide(&state.catalog.routing, &shared.health, &req)
         };
         let route = match decision {
             Decision::Deny(d) => {
-                let labels = DenyLabels {
-                    service: Label::from(cfg.service.as_str()),
-                    reason: d.reason.as_str(),
-                };
-                if d.reason.is_residency() {
-                    shared
-                        .metrics
-                        .residency_denials
-                        .get_or_create(&labels)
-                        .inc();
-                } else {
-                    shared.metrics.denials.get_or_create(&labels).inc();
-                }
-                tracing::info!(service = %cfg.service, reason = d.reason.as_str(), "tcp connection denied");
+                count_denial(shared, &cfg.service, &Denial::from(d));
                 return;
             }
             Decision::Route(r) => r,
         };
         let target = route.target;
         if target.local {
-            let Some(endpoint) = shared.local_endpoint(cfg.service.as_str()) else {
+            let Some(endpoints) = state.local(cfg.service.as_str()) else {
                 return;
             };
-            match TcpStream::connect(endpoint).await {
+            match TcpStream::connect(endpoints.pick()).await {
                 Ok(up) => return splice(client, up).await,
                 Err(e) => {
                     tracing::info!(service = %cfg.service, error = %e, "tcp local connect failed");
@@ -181,55 +192,37 @@ impl IngressTunnel {
         Self { shared }
     }
 
-    /// Authorizes the verified `peer` for the service named by `sni` and
-    /// splices `stream` to a local endpoint; closes it otherwise.
+    /// Authorizes the verified `peer` for the service and port named by
+    /// `sni` (the same authorization as HTTP requests, for a port exported
+    /// as TCP) and splices `stream` to a local endpoint; closes it otherwise.
     pub(crate) async fn handle<S>(&self, stream: S, peer: &SpiffeId, sni: &str)
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let Some((ns, name, _port)) = parse_tunnel_sni(sni) else {
+        let Some((ns, name, port)) = parse_tunnel_sni(sni) else {
+            count_denial(&self.shared, "unknown", &Denial::InvalidHost);
             return;
         };
-        let key = format!("{ns}/{name}");
-        let allowed = {
-            let state = self.shared.catalog.load();
-            let td = peer.trust_domain().name();
-            let cluster = cluster_of_gateway(peer).filter(|c| {
-                state
-                    .cluster_trust_domains
-                    .get(*c)
-                    .is_some_and(|t| &**t == td)
-            });
-            match state.local_exports.get(key.as_str()) {
-                None => false,
-                Some(None) => true,
-                Some(Some(rules)) => {
-                    let who = Caller {
-                        trust_domain: td,
-                        cluster,
-                        spiffe_id: None,
-                        path: None,
-                        method: None,
-                    };
-                    rules.iter().any(|r| r.matches(&who))
-                }
-            }
-        };
-        let Some(endpoint) = self.shared.local_endpoint(key.as_str()).filter(|_| allowed) else {
-            tracing::info!(%peer, service = %key, "tcp tunnel refused");
-            self.shared
-                .metrics
-                .denials
-                .get_or_create(&DenyLabels {
-                    service: Label::from(key.as_str()),
-                    reason: "tcp_not_allowed",
-                })
-                .inc();
+        let key = ServiceKey::new(ns, name, Some(port));
+        let state = self.shared.state();
+        if let Err(denial) = authz::authorize(&state, peer, &key, None, Access::Tunnel) {
+            tracing::info!(%peer, service = key.as_str(), port, "tcp tunnel refused");
+            let label = if state.service(key.as_str()).is_some() {
+                key.as_str()
+            } else {
+                "unknown"
+            };
+            count_denial(&self.shared, label, &denial);
+            return;
+        }
+        let Some(endpoints) = state.local(key.as_str()) else {
             return;
         };
-        match TcpStream::connect(endpoint).await {
+        match TcpStream::connect(endpoints.pick()).await {
             Ok(up) => splice(stream, up).await,
-            Err(e) => tracing::info!(service = %key, error = %e, "tcp local connect failed"),
+            Err(e) => {
+                tracing::info!(service = key.as_str(), error = %e, "tcp local connect failed")
+            }
         }
     }
 }

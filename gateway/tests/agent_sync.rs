@@ -97,7 +97,7 @@ impl Running {
     }
 
     fn routes(&self, svc: &str) -> bool {
-        let state = self.gateway.shared.catalog.load();
+        let state = self.gateway.shared.catalog();
         state
             .routing
             .services()
@@ -105,7 +105,7 @@ impl Running {
     }
 
     fn revision(&self) -> u64 {
-        self.gateway.shared.catalog.load().revision()
+        self.gateway.shared.catalog().revision()
     }
 
     async fn stop(self) {
@@ -313,7 +313,7 @@ async fn keeps_routing_when_the_api_dies_and_restarts_from_the_persisted_catalog
         "no catch-up after the api returned"
     );
     {
-        let st = gw2.gateway.shared.catalog.load();
+        let st = gw2.gateway.shared.catalog();
         assert!(
             gw2.routes("shop/cart"),
             "rev {} exports {:?} imports {:?}",
@@ -356,7 +356,7 @@ async fn corrupted_snapshot_is_ignored_not_half_applied() {
     let gw = Running::start(gateway_config(dir.path(), "eu-1", "eu.example"), &cfg).await;
     assert_eq!(gw.agent.restored, None);
     assert_eq!(gw.revision(), 0);
-    assert!(gw.gateway.shared.catalog.load().catalog.clusters.is_empty());
+    assert!(gw.gateway.shared.catalog().catalog.clusters.is_empty());
     gw.stop().await;
 
     // The intact file is used.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use support::backend::{Backend, grpc_messages};
 use support::client::{get, grpc, http1};
 use support::fixture::{
-    GatewayProc, Site, access_ids, catalog, export, export_port, free_port, residency,
-    start_binary, start_binary_opts, write_catalog,
+    GatewayProc, Site, access_ids, catalog, export, export_tcp, free_port, residency, start_binary,
+    start_binary_opts, write_catalog,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -405,7 +405,7 @@ async fn tcp_service_is_tunnelled_over_the_mtls_link() {
         &catalog(
             9,
             &[&eu, &us, &evil],
-            vec![export_port("demo/db", "us-1", 1, 5432)],
+            vec![export_tcp("demo/db", "us-1", 1, 5432)],
             vec![],
         ),
     );

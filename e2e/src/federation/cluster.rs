@@ -21,6 +21,9 @@ pub struct ServiceDef {
     pub export: bool,
     /// The export's relative weight.
     pub weight: u32,
+    /// The exported port's `appProtocol` (`http`, or `tcp` for a raw TCP
+    /// service peers may tunnel to).
+    pub app_protocol: &'static str,
 }
 
 /// What a cluster is: id, locality, residency labels, services.
@@ -70,6 +73,19 @@ impl ClusterDef {
             service: service.to_owned(),
             export: true,
             weight,
+            app_protocol: "http",
+        });
+        self
+    }
+
+    /// Runs and exports `service` as a raw TCP service (`appProtocol: tcp`),
+    /// which peers reach through an mTLS tunnel.
+    pub fn tcp_service(mut self, service: &str) -> Self {
+        self.services.push(ServiceDef {
+            service: service.to_owned(),
+            export: true,
+            weight: 100,
+            app_protocol: "tcp",
         });
         self
     }

@@ -14,7 +14,7 @@ async fn s10_grpc_and_tcp_cross_clusters() -> anyhow::Result<()> {
         .cluster(
             ClusterDef::new("eu-west-1", "eu-west", "eu-west-1a", &["eu"])
                 .service("rpc/greeter")
-                .service("db/ledger"),
+                .tcp_service("db/ledger"),
         )
         .cluster(
             ClusterDef::new("us-east-1", "us-east", "us-east-1a", &["us"]).tcp_import("db/ledger"),

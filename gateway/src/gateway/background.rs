@@ -14,7 +14,7 @@ use crate::state::Shared;
 /// Builds east-west connectors (and resolves gateway host names) for every
 /// remote cluster of the current catalog.
 pub(crate) fn prepare_remotes(shared: &Shared) {
-    let state = shared.catalog.load();
+    let state = shared.catalog();
     let local = shared.config.cluster.id.as_str();
     let targets: Vec<_> = remote_targets(&state, local);
     shared.remotes.prepare(targets.iter());
@@ -133,7 +133,7 @@ async fn probes(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let state = shared.catalog.load();
+        let state = shared.catalog();
         for target in remote_targets(&state, &shared.config.cluster.id) {
             let Some(conns) = shared.remotes.get(&target) else {
                 continue;

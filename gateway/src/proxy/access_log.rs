@@ -7,7 +7,7 @@ use std::io::Write as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::RequestCtx;
+use super::Common;
 
 /// One access-log record.
 #[derive(Debug, Serialize)]
@@ -101,12 +101,24 @@ impl AccessLog {
     }
 }
 
+/// What one proxy adds to the common record.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Extra<'a> {
+    /// Verified source identity (ingress: the peer gateway).
+    pub(crate) source_identity: Option<&'a str>,
+    /// Verified calling workload (ingress).
+    pub(crate) caller: Option<&'a str>,
+    /// Locality tier (egress).
+    pub(crate) tier: Option<&'static str>,
+}
+
 /// Builds and writes the record of a finished request.
 pub(crate) fn log_request(
     log: &AccessLog,
     listener: &'static str,
     session: &pingora::proxy::Session,
-    ctx: &RequestCtx,
+    common: &Common,
+    extra: Extra<'_>,
     error: Option<&pingora::Error>,
 ) {
     if !log.enabled() {
@@ -119,22 +131,22 @@ pub(crate) fn log_request(
     let record = AccessRecord {
         time,
         listener,
-        trace_id: ctx.trace.map(|t| t.trace_id_hex()),
-        source_identity: ctx.source_identity.as_deref(),
-        caller: ctx.caller.as_deref(),
-        source_cluster: &ctx.source_cluster.0,
+        trace_id: common.trace.map(|t| t.trace_id_hex()),
+        source_identity: extra.source_identity,
+        caller: extra.caller,
+        source_cluster: &common.source_cluster.0,
         method: req.method.as_str(),
         host: super::request_host(session),
         path: req.uri.path(),
-        service: ctx.service.as_ref().map(|s| &*s.label.0),
-        destination_cluster: ctx.destination.as_deref(),
-        tier: ctx.tier.as_ref().map(|t| t.as_str()),
-        reason: ctx.reason.as_deref(),
-        policy: ctx.policy.as_deref(),
-        status: ctx.status,
-        attempts: ctx.attempts,
-        upstream_ms: ctx.upstream_duration.map(|d| d.as_secs_f64() * 1000.0),
-        total_ms: ctx.start.elapsed().as_secs_f64() * 1000.0,
+        service: common.service.as_ref().map(|s| &*s.label.0),
+        destination_cluster: common.destination.as_deref(),
+        tier: extra.tier,
+        reason: common.reason.as_deref(),
+        policy: common.policy.as_deref(),
+        status: common.status,
+        attempts: common.attempts,
+        upstream_ms: common.upstream_duration.map(|d| d.as_secs_f64() * 1000.0),
+        total_ms: common.start.elapsed().as_secs_f64() * 1000.0,
         bytes_in: session.body_bytes_read(),
         bytes_out: session.body_bytes_sent(),
         error: error.map(|e| e.to_string()),

@@ -1,4 +1,6 @@
-//! The per-request context of both proxies.
+//! The per-request contexts: what both proxies record about a request
+//! ([`Common`]: metrics and the access log read it) and what each one needs
+//! for itself ([`EgressCtx`], [`IngressCtx`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,6 +9,7 @@ use crate::health::ServiceHealth;
 use crate::metrics::Label;
 use crate::resilience::BreakerPermit;
 use crate::routing::{Target, Tier};
+use crate::state::GatewayState;
 use crate::trace::TraceContext;
 
 /// A service as `namespace/name` (one allocation) and the requested port.
@@ -48,47 +51,32 @@ impl ServiceKey {
     }
 }
 
-/// What a proxy knows about one request.
-pub struct RequestCtx {
+/// What both proxies know about one request.
+pub struct Common {
     /// When the request header was read.
     pub start: Instant,
+    /// The state this request reads from start to end (loaded once).
+    pub state: Arc<GatewayState>,
     /// Trace context forwarded upstream.
     pub trace: Option<TraceContext>,
-    /// The destination service's health state (and label).
+    /// The destination service: its settings and health.
     pub service: Option<Arc<ServiceHealth>>,
-    /// The destination service.
+    /// The destination service's key.
     pub service_ref: Option<ServiceKey>,
     /// The chosen destination cluster.
     pub destination: Option<Arc<str>>,
-    /// Whether the destination is served by local endpoints.
-    pub local: bool,
-    /// The routed target.
-    pub route_target: Option<Target>,
-    /// The tier of the chosen target.
-    pub tier: Option<Tier>,
     /// Why it was chosen (or denied), for the access log.
     pub reason: Option<String>,
     /// The residency policy that governed the decision.
     pub policy: Option<Arc<str>>,
-    /// Clusters tried (retries exclude them).
-    pub tried: Vec<Arc<str>>,
-    /// Failed tries of local endpoints; once every local endpoint failed,
-    /// the local cluster is excluded like a failed remote one.
-    pub local_failures: u32,
     /// Upstream tries so far.
     pub attempts: u32,
     /// When the current upstream try started.
     pub upstream_start: Option<Instant>,
     /// Time to the upstream response header.
     pub upstream_duration: Option<Duration>,
-    /// The verified source identity (ingress: peer gateway / caller workload).
-    pub source_identity: Option<Arc<str>>,
     /// Source cluster as a metric label.
     pub source_cluster: Label,
-    /// Verified caller workload (ingress).
-    pub caller: Option<Arc<str>>,
-    /// Circuit-breaker permit held while the request is in flight.
-    pub permit: Option<BreakerPermit>,
     /// Whether the local upstream is spoken to over h2c (gRPC or an HTTP/2 `appProtocol`).
     pub h2: bool,
     /// Response status as sent.
@@ -97,32 +85,90 @@ pub struct RequestCtx {
     pub responded: bool,
 }
 
-impl RequestCtx {
-    /// A fresh context with `source_cluster`.
-    pub fn new(source_cluster: Label) -> Self {
+impl Common {
+    /// A fresh record over `state`, from `source_cluster`.
+    pub fn new(state: Arc<GatewayState>, source_cluster: Label) -> Self {
         Self {
             start: Instant::now(),
+            state,
             trace: None,
             service: None,
             service_ref: None,
             destination: None,
-            local: false,
-            route_target: None,
-            tier: None,
             reason: None,
             policy: None,
-            tried: Vec::new(),
-            local_failures: 0,
             attempts: 0,
             upstream_start: None,
             upstream_duration: None,
-            source_identity: None,
             source_cluster,
-            caller: None,
-            permit: None,
             h2: false,
             status: 0,
             responded: false,
+        }
+    }
+
+    /// The destination service as a metric label (`unknown` before it is known).
+    pub fn service_label(&self) -> Label {
+        self.service
+            .as_ref()
+            .map_or_else(|| Label::from_static("unknown"), |s| s.label.clone())
+    }
+}
+
+/// The egress proxy's context.
+pub struct EgressCtx {
+    /// What both proxies record.
+    pub common: Common,
+    /// The routed target.
+    pub route_target: Option<Target>,
+    /// The tier of the chosen target.
+    pub tier: Option<Tier>,
+    /// Whether the destination is served by local endpoints.
+    pub local: bool,
+    /// Clusters tried (retries exclude them).
+    pub tried: Vec<Arc<str>>,
+    /// Failed tries of local endpoints; once every local endpoint failed,
+    /// the local cluster is excluded like a failed remote one.
+    pub local_failures: u32,
+    /// Circuit-breaker permit held while the request is in flight.
+    pub permit: Option<BreakerPermit>,
+}
+
+impl EgressCtx {
+    /// A fresh context.
+    pub fn new(common: Common) -> Self {
+        Self {
+            common,
+            route_target: None,
+            tier: None,
+            local: false,
+            tried: Vec::new(),
+            local_failures: 0,
+            permit: None,
+        }
+    }
+}
+
+/// The east-west ingress proxy's context.
+pub struct IngressCtx {
+    /// What both proxies record.
+    pub common: Common,
+    /// The verified peer gateway's SPIFFE ID.
+    pub peer: Option<Arc<str>>,
+    /// The verified calling workload (from the caller JWT-SVID).
+    pub caller: Option<Arc<str>>,
+    /// A gateway health probe, not traffic: neither counted nor logged.
+    pub probe: bool,
+}
+
+impl IngressCtx {
+    /// A fresh context.
+    pub fn new(common: Common) -> Self {
+        Self {
+            common,
+            peer: None,
+            caller: None,
+            probe: false,
         }
     }
 }

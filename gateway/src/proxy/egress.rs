@@ -12,17 +12,17 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 
-use super::access_log::log_request;
+use super::access_log::{Extra, log_request};
 use super::{
-    AccessLog, RequestCtx, ServiceKey, record_metrics, refuse_malformed, request_host,
-    respond_json, respond_rate_limited,
+    AccessLog, Common, EgressCtx, ServiceKey, deny, record_metrics, refuse_malformed, request_host,
+    respond_rate_limited,
 };
-use crate::catalog::Timeouts;
+use crate::denial::Denial;
 use crate::headers::{CALLER_JWT, strip_identity_headers};
-use crate::metrics::{DenyLabels, Label, ServiceLabels, TargetLabels};
+use crate::metrics::{Label, ServiceLabels, TargetLabels};
 use crate::resilience::{BreakerLimit, TryOutcome};
 use crate::routing::{Decision, RouteRequest, decide, parse_host};
-use crate::state::Shared;
+use crate::state::{GatewayState, Shared};
 
 /// The egress proxy application.
 pub struct Egress {
@@ -38,69 +38,38 @@ impl Egress {
 
     /// Decides (again, on retries) where the request goes; answers denials.
     /// Returns `Ok(true)` when a response was sent.
-    async fn route(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
-        let decision = {
-            let Some(host) = request_host(session) else {
-                respond_json(session, 400, "invalid_host", None, "request has no host").await?;
-                return Ok(true);
-            };
-            // The catalog snapshot is loaded and released inside the decision: never held across an await.
-            if ctx.service_ref.is_none()
-                && let Ok(h) = parse_host(host)
-            {
-                ctx.service_ref = Some(ServiceKey::new(&h.namespace, &h.name, h.port));
-            }
-            self.decide_excluding_tried(session, host, &ctx.tried, rand::random())
+    async fn route(&self, session: &mut Session, ctx: &mut EgressCtx) -> pingora::Result<bool> {
+        let c = &mut ctx.common;
+        let Some(host) = request_host(session) else {
+            deny(&self.shared, session, c, &Denial::InvalidHost).await?;
+            return Ok(true);
         };
-        if ctx.service.is_none()
-            && let Some(k) = &ctx.service_ref
+        if c.service_ref.is_none()
+            && let Ok(h) = parse_host(host)
         {
-            ctx.service = self.shared.health.service(k.namespace(), k.name());
+            c.service_ref = Some(ServiceKey::new(&h.namespace, &h.name, h.port));
+        }
+        let decision =
+            self.decide_excluding_tried(session, &c.state, host, &ctx.tried, rand::random());
+        if c.service.is_none()
+            && let Some(k) = &c.service_ref
+        {
+            c.service = c.state.service(k.as_str()).cloned();
         }
         match decision {
             Decision::Deny(d) => {
-                let service = ctx
-                    .service
-                    .as_ref()
-                    .map_or_else(|| Label::from_static("unknown"), |s| s.label.clone());
-                let labels = DenyLabels {
-                    service,
-                    reason: d.reason.as_str(),
-                };
-                if d.reason.is_residency() {
-                    self.shared
-                        .metrics
-                        .residency_denials
-                        .get_or_create(&labels)
-                        .inc();
-                    tracing::info!(
-                        reason = d.reason.as_str(),
-                        policy = d.policy.as_deref().unwrap_or(""),
-                        "residency denial"
-                    );
-                } else {
-                    self.shared.metrics.denials.get_or_create(&labels).inc();
-                }
-                ctx.reason = Some(d.reason.as_str().to_owned());
-                ctx.policy = d.policy.clone();
-                ctx.status = d.status;
-                let reason = if d.reason.is_residency() {
-                    "residency"
-                } else {
-                    d.reason.as_str()
-                };
-                respond_json(session, d.status, reason, d.policy.as_deref(), &d.message).await?;
+                deny(&self.shared, session, c, &Denial::from(d)).await?;
                 Ok(true)
             }
             Decision::Route(r) => {
                 if r.reason.residency_governed() {
-                    ctx.policy = r.reason.residency_policy.clone();
+                    c.policy = r.reason.residency_policy.clone();
                 }
                 if self.log.enabled() {
-                    ctx.reason = Some(r.reason.to_string());
+                    c.reason = Some(r.reason.to_string());
                 }
                 ctx.local = r.target.local;
-                ctx.destination = Some(r.target.cluster.clone());
+                c.destination = Some(r.target.cluster.clone());
                 ctx.tier = Some(r.tier);
                 ctx.route_target = Some(r.target);
                 Ok(false)
@@ -109,30 +78,26 @@ impl Egress {
     }
 }
 
-/// The `TrafficPolicy` timeouts of a service, if any.
-pub(super) fn state_timeouts(shared: &Shared, key: &ServiceKey) -> Option<Timeouts> {
-    shared.catalog.load().timeouts.get(key.as_str()).copied()
-}
-
 impl Egress {
     /// Feeds a failed try to outlier detection (once per try) and excludes
     /// the cluster from the next decision.
-    fn failed_try(&self, ctx: &mut RequestCtx) {
-        let Some(start) = ctx.upstream_start.take() else {
+    fn failed_try(&self, ctx: &mut EgressCtx) {
+        let c = &mut ctx.common;
+        let Some(start) = c.upstream_start.take() else {
             return;
         };
-        if let Some(dest) = &ctx.destination {
-            if let Some(svc) = &ctx.service {
+        if let Some(dest) = &c.destination {
+            if let Some(svc) = &c.service {
                 self.shared.health.record(svc, dest, false, start.elapsed());
             }
             // A remote cluster is done after one failed try (its gateway
             // balances); the local one after each of its endpoints failed.
             let exhausted = !ctx.local || {
                 ctx.local_failures += 1;
-                let endpoints = ctx
+                let endpoints = c
                     .service_ref
                     .as_ref()
-                    .map_or(0, |k| self.shared.local_endpoint_count(k.as_str()));
+                    .map_or(0, |k| c.state.local_count(k.as_str()));
                 ctx.local_failures as usize >= endpoints
             };
             if exhausted && !ctx.tried.contains(dest) {
@@ -143,10 +108,10 @@ impl Egress {
 
     /// Whether routing again without the clusters tried so far finds a
     /// target (no response is written).
-    fn can_reroute(&self, session: &Session, ctx: &RequestCtx) -> bool {
+    fn can_reroute(&self, session: &Session, ctx: &EgressCtx) -> bool {
         request_host(session).is_some_and(|host| {
             matches!(
-                self.decide_excluding_tried(session, host, &ctx.tried, 0),
+                self.decide_excluding_tried(session, &ctx.common.state, host, &ctx.tried, 0),
                 Decision::Route(_)
             )
         })
@@ -157,17 +122,17 @@ impl Egress {
     fn decide_excluding_tried(
         &self,
         session: &Session,
+        state: &GatewayState,
         host: &str,
         tried: &[Arc<str>],
         random: u64,
     ) -> Decision {
-        let state = self.shared.catalog.load();
         let tried: Vec<&str> = tried.iter().map(|c| &**c).collect();
         let req = RouteRequest::host(host)
             .with_headers(&session.req_header().headers)
             .with_random(random)
             .with_exclude(&tried);
-        decide(&state.routing, &self.shared.health, &req)
+        decide(&state.catalog.routing, &self.shared.health, &req)
     }
 
     /// Whether the failed try may be retried: the service's retry policy
@@ -175,24 +140,24 @@ impl Egress {
     /// When every local endpoint failed and no other cluster can take the
     /// request, the try's own error (502, 504) is the answer, not a routing
     /// denial.
-    fn may_retry(&self, session: &Session, ctx: &RequestCtx, outcome: TryOutcome) -> bool {
-        let Some(svc) = &ctx.service else {
+    fn may_retry(&self, session: &Session, ctx: &EgressCtx, outcome: TryOutcome) -> bool {
+        let c = &ctx.common;
+        let Some(svc) = &c.service else {
             return false;
         };
         let local_exhausted = ctx.local
-            && ctx
-                .destination
+            && c.destination
                 .as_ref()
                 .is_some_and(|d| ctx.tried.contains(d));
         if local_exhausted && !self.can_reroute(session, ctx) {
             return false;
         }
-        let retries_done = ctx.attempts.saturating_sub(1);
+        let retries_done = c.attempts.saturating_sub(1);
         if retries_done as usize >= self.shared.config.upstream.max_retries {
             return false;
         }
-        let policy = svc.res.retry_config();
-        if policy
+        if svc
+            .retry
             .may_retry(&session.req_header().method, outcome, retries_done)
             .is_err()
         {
@@ -214,10 +179,13 @@ impl Egress {
 
 #[async_trait]
 impl ProxyHttp for Egress {
-    type CTX = RequestCtx;
+    type CTX = EgressCtx;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.shared.cluster_label.clone())
+    fn new_ctx(&self) -> EgressCtx {
+        EgressCtx::new(Common::new(
+            self.shared.state(),
+            self.shared.cluster_label.clone(),
+        ))
     }
 
     async fn request_body_filter(
@@ -225,15 +193,15 @@ impl ProxyHttp for Egress {
         _session: &mut Session,
         _body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
     ) -> pingora::Result<()> {
-        super::check_body_deadline(ctx.start, self.shared.config.limits.body_timeout)
+        super::check_body_deadline(ctx.common.start, self.shared.config.limits.body_timeout)
     }
 
     async fn request_filter(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
     ) -> pingora::Result<bool> {
         if refuse_malformed(&self.shared, session).await? {
             return Ok(true);
@@ -241,12 +209,13 @@ impl ProxyHttp for Egress {
         if self.route(session, ctx).await? {
             return Ok(true);
         }
-        if let Some(svc) = &ctx.service {
+        let c = &mut ctx.common;
+        if let Some(svc) = &c.service {
             svc.res.retry_budget().record_request(Instant::now());
             if let Err(limited) = svc.check_rate("egress", Instant::now()) {
                 self.shared.health.count_rate_limited(svc);
-                ctx.status = 429;
-                ctx.reason = Some("rate_limited".to_owned());
+                c.status = 429;
+                c.reason = Some("rate_limited".to_owned());
                 respond_rate_limited(session, limited.retry_after_secs).await?;
                 return Ok(true);
             }
@@ -257,41 +226,47 @@ impl ProxyHttp for Egress {
     async fn upstream_peer(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
         let destination_failed = ctx
+            .common
             .destination
             .as_ref()
             .is_some_and(|d| ctx.tried.contains(d));
-        if ctx.attempts > 0 && destination_failed {
+        if ctx.common.attempts > 0 && destination_failed {
             // Retry after the destination cluster failed: decide again
             // without the clusters already tried (the next local endpoint is
             // tried first while there is one); the residency filter is
             // applied again, so the set never widens.
             if self.route(session, ctx).await? {
-                return Error::e_explain(ErrorType::HTTPStatus(ctx.status), "denied on retry");
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(ctx.common.status),
+                    "denied on retry",
+                );
             }
         }
-        ctx.attempts += 1;
-        ctx.upstream_start = Some(Instant::now());
+        let c = &mut ctx.common;
+        c.attempts += 1;
+        c.upstream_start = Some(Instant::now());
         let Some(target) = ctx.route_target.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no route");
         };
+        let timeouts = c.service.as_ref().and_then(|s| s.timeouts);
         if target.local {
-            let Some(key) = &ctx.service_ref else {
+            let Some(key) = &c.service_ref else {
                 return Error::e_explain(ErrorType::InternalError, "no service");
             };
-            let timeouts = state_timeouts(&self.shared, key);
-            let Some(endpoint) = self.shared.local_endpoint(key.as_str()) else {
+            let Some(endpoints) = c.state.local(key.as_str()) else {
                 return Error::e_explain(
                     ErrorType::HTTPStatus(503),
                     "service routed locally but no local endpoints are configured",
                 );
             };
-            ctx.h2 = super::upstream_h2(&self.shared, session, key.as_str());
-            return Ok(self.shared.remotes.local_peer(endpoint, ctx.h2, timeouts));
+            let endpoint = endpoints.pick();
+            c.h2 = super::upstream_h2(session, c);
+            return Ok(self.shared.remotes.local_peer(endpoint, c.h2, timeouts));
         }
-        if let Some(svc) = &ctx.service {
+        if let Some(svc) = &c.service {
             match svc
                 .res
                 .breaker(&target.cluster)
@@ -314,10 +289,6 @@ impl ProxyHttp for Egress {
             return Error::e_explain(ErrorType::HTTPStatus(503), "remote gateway unreachable");
         };
         let upgrade = session.is_upgrade_req();
-        let timeouts = ctx
-            .service_ref
-            .as_ref()
-            .and_then(|k| state_timeouts(&self.shared, k));
         match self.shared.remotes.peer(&conns, upgrade, timeouts) {
             Some(p) => Ok(p),
             None => Error::e_explain(ErrorType::InternalError, "bad relay path"),
@@ -328,10 +299,10 @@ impl ProxyHttp for Egress {
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
     ) -> pingora::Result<()> {
         strip_identity_headers(upstream);
-        super::forward_trace(&self.shared, session, upstream, ctx)?;
+        super::forward_trace(&self.shared, session, upstream, &mut ctx.common)?;
         let id = &self.shared.identity;
         if !ctx.local
             && let Some(target) = &ctx.route_target
@@ -350,13 +321,14 @@ impl ProxyHttp for Egress {
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
     ) -> pingora::Result<()> {
-        ctx.responded = true;
-        ctx.status = resp.status.as_u16();
-        let latency = ctx.upstream_start.map(|t| t.elapsed()).unwrap_or_default();
-        ctx.upstream_duration = Some(latency);
-        if let (Some(svc), Some(dest)) = (&ctx.service, &ctx.destination) {
+        let c = &mut ctx.common;
+        c.responded = true;
+        c.status = resp.status.as_u16();
+        let latency = c.upstream_start.map(|t| t.elapsed()).unwrap_or_default();
+        c.upstream_duration = Some(latency);
+        if let (Some(svc), Some(dest)) = (&c.service, &c.destination) {
             self.shared
                 .health
                 .record(svc, dest, resp.status.as_u16() < 500, latency);
@@ -368,11 +340,11 @@ impl ProxyHttp for Egress {
         &self,
         session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
         ctx.permit = None;
-        if let Some(dest) = &ctx.destination {
+        if let Some(dest) = &ctx.common.destination {
             self.shared
                 .metrics
                 .upstream_connect_errors
@@ -392,12 +364,12 @@ impl ProxyHttp for Egress {
         peer: &HttpPeer,
         session: &mut Session,
         e: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
         ctx.permit = None;
-        if ctx.responded || session.as_ref().retry_buffer_truncated() {
+        if ctx.common.responded || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
             return e;
         }
@@ -415,22 +387,27 @@ impl ProxyHttp for Egress {
         &self,
         session: &mut Session,
         e: &Error,
-        ctx: &mut RequestCtx,
+        ctx: &mut EgressCtx,
     ) -> pingora::proxy::FailToProxy {
-        super::fail_response(session, e, ctx).await
+        super::fail_response(session, e, &mut ctx.common).await
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut EgressCtx) {
         ctx.permit = None;
-        if !ctx.responded && e.is_some() && ctx.upstream_start.is_some() {
+        if !ctx.common.responded && e.is_some() && ctx.common.upstream_start.is_some() {
             self.failed_try(ctx);
         }
-        if ctx.status == 0 {
-            ctx.status = session
+        let c = &mut ctx.common;
+        if c.status == 0 {
+            c.status = session
                 .response_written()
                 .map_or(if e.is_some() { 502 } else { 0 }, |r| r.status.as_u16());
         }
-        record_metrics(&self.shared, "egress", ctx, ctx.status);
-        log_request(&self.log, "egress", session, ctx, e);
+        record_metrics(&self.shared, "egress", c);
+        let extra = Extra {
+            tier: ctx.tier.as_ref().map(|t| t.as_str()),
+            ..Extra::default()
+        };
+        log_request(&self.log, "egress", session, c, extra, e);
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use causeway_federation::model::policy::Caller;
 use causeway_trust::{SpiffeId, peer_spiffe_id};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::listeners::TlsAccept;
@@ -16,17 +15,18 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 
-use super::access_log::log_request;
+use super::access_log::{Extra, log_request};
 use super::{
-    AccessLog, RequestCtx, ServiceKey, record_metrics, refuse_malformed, request_host,
-    respond_json, respond_rate_limited,
+    AccessLog, Common, IngressCtx, ServiceKey, deny, record_metrics, refuse_malformed,
+    request_host, respond_rate_limited,
 };
+use crate::authz::{self, Access};
+use crate::denial::Denial;
 use crate::headers::{
     CALLER_JWT, PROBE_HOST, SOURCE_CLUSTER, SOURCE_GATEWAY, SOURCE_WORKLOAD, strip_identity_headers,
 };
-use crate::identity::cluster_of_gateway;
-use crate::metrics::{DenyLabels, Label};
-use crate::routing::parse_host;
+use crate::metrics::Label;
+use crate::routing::{Headers, parse_host};
 use crate::state::Shared;
 
 /// The verified identity of a connected peer gateway, attached to the TLS
@@ -72,27 +72,49 @@ impl Ingress {
         Self { shared, log }
     }
 
-    async fn deny(
+    /// Verifies the caller JWT-SVID, if the peer sent one: against the
+    /// bundle of the trust domain it names (the authorization then requires
+    /// that trust domain to be the peer's).
+    fn caller(&self, session: &Session, peer: &SpiffeId) -> Result<Option<SpiffeId>, Denial> {
+        let Some(v) = session.req_header().headers.get(CALLER_JWT) else {
+            return Ok(None);
+        };
+        let token = v.to_str().unwrap_or_default();
+        self.shared
+            .identity
+            .caller_jwts
+            .verify(&self.shared.jwt_validator, token, &self.shared.jwt_audience)
+            .map(Some)
+            .map_err(|e| {
+                tracing::info!(peer = %peer, error = %e, "caller jwt-svid rejected");
+                Denial::InvalidCallerJwt
+            })
+    }
+
+    /// Answers the gateway health probe of a peer: 200 while this gateway
+    /// is ready (a catalog installed, not draining), else 503 so that peers
+    /// stop routing here.
+    async fn answer_probe(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
-        status: u16,
-        reason: &'static str,
-        message: &str,
-    ) -> pingora::Result<bool> {
-        let service = ctx
-            .service
-            .as_ref()
-            .map_or_else(|| Label::from_static("unknown"), |s| s.label.clone());
-        self.shared
-            .metrics
-            .denials
-            .get_or_create(&DenyLabels { service, reason })
-            .inc();
-        ctx.status = status;
-        ctx.reason = Some(reason.to_owned());
-        respond_json(session, status, reason, None, message).await?;
-        Ok(true)
+        ctx: &mut IngressCtx,
+    ) -> pingora::Result<()> {
+        let ready = self.shared.is_ready();
+        let (status, body): (u16, &'static [u8]) = if ready {
+            (200, b"ok\n")
+        } else {
+            (503, b"not ready\n")
+        };
+        ctx.probe = true;
+        ctx.common.status = status;
+        let mut resp = ResponseHeader::build(status, Some(2))?;
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+        session.set_keepalive(None);
+        session.write_response_header(Box::new(resp), false).await?;
+        session
+            .write_response_body(Some(bytes::Bytes::from_static(body)), true)
+            .await?;
+        Ok(())
     }
 }
 
@@ -105,10 +127,13 @@ fn peer_identity(session: &Session) -> Option<(SpiffeId, Arc<str>)> {
 
 #[async_trait]
 impl ProxyHttp for Ingress {
-    type CTX = RequestCtx;
+    type CTX = IngressCtx;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(Label::from_static("unknown"))
+    fn new_ctx(&self) -> IngressCtx {
+        IngressCtx::new(Common::new(
+            self.shared.state(),
+            Label::from_static("unknown"),
+        ))
     }
 
     async fn request_body_filter(
@@ -116,160 +141,73 @@ impl ProxyHttp for Ingress {
         _session: &mut Session,
         _body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut IngressCtx,
     ) -> pingora::Result<()> {
-        super::check_body_deadline(ctx.start, self.shared.config.limits.body_timeout)
+        super::check_body_deadline(ctx.common.start, self.shared.config.limits.body_timeout)
     }
 
     async fn request_filter(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut IngressCtx,
     ) -> pingora::Result<bool> {
         let Some((peer, peer_str)) = peer_identity(session) else {
-            return self
-                .deny(
-                    session,
-                    ctx,
-                    403,
-                    "unauthenticated",
-                    "no verified peer identity",
-                )
-                .await;
+            deny(
+                &self.shared,
+                session,
+                &mut ctx.common,
+                &Denial::Unauthenticated,
+            )
+            .await?;
+            return Ok(true);
         };
-        ctx.source_identity = Some(peer_str);
+        ctx.peer = Some(peer_str);
         if refuse_malformed(&self.shared, session).await? {
             return Ok(true);
         }
         if session.req_header().uri.path() == "/healthz"
             && request_host(session) == Some(PROBE_HOST)
         {
-            ctx.status = 200;
-            ctx.reason = Some("probe".to_owned());
-            let mut resp = ResponseHeader::build(200, Some(2))?;
-            resp.insert_header(http::header::CONTENT_LENGTH, 3)?;
-            session.set_keepalive(None);
-            session.write_response_header(Box::new(resp), false).await?;
-            session
-                .write_response_body(Some(bytes::Bytes::from_static(b"ok\n")), true)
-                .await?;
+            self.answer_probe(session, ctx).await?;
             return Ok(true);
         }
-        // An owned snapshot (not a guard): this function awaits while using it.
-        let state = self.shared.catalog.load_full();
-        // The peer's cluster: the gateway ID names it, and the catalog must
-        // agree that the cluster belongs to the peer's trust domain.
-        let peer_td = peer.trust_domain().name();
-        let source_cluster = cluster_of_gateway(&peer).filter(|c| {
-            state
-                .cluster_trust_domains
-                .get(*c)
-                .is_some_and(|td| &**td == peer_td)
-        });
-        if let Some(c) = source_cluster {
-            ctx.source_cluster = Label::from(c);
+        let state = ctx.common.state.clone();
+        if let Some(c) = authz::source_cluster(&state, &peer) {
+            ctx.common.source_cluster = Label::from(c);
         }
-        let Some(host) = request_host(session) else {
-            return self
-                .deny(session, ctx, 400, "invalid_host", "request has no host")
-                .await;
-        };
-        let Ok(h) = parse_host(host) else {
-            return self
-                .deny(
-                    session,
-                    ctx,
-                    400,
-                    "invalid_host",
-                    "host is not a clusterset service name",
-                )
-                .await;
+        let Some(h) = request_host(session).and_then(|host| parse_host(host).ok()) else {
+            deny(&self.shared, session, &mut ctx.common, &Denial::InvalidHost).await?;
+            return Ok(true);
         };
         let key = ServiceKey::new(&h.namespace, &h.name, h.port);
-        ctx.service = self.shared.health.service(key.namespace(), key.name());
-        let (Some(rules), true) = (
-            state.local_exports.get(key.as_str()),
-            self.shared.has_local(key.as_str()),
-        ) else {
-            return self
-                .deny(
-                    session,
-                    ctx,
-                    404,
-                    "not_exported",
-                    "this cluster does not export the service",
-                )
-                .await;
-        };
-        // The calling workload, from the caller JWT-SVID: verified against
-        // the bundle of its trust domain, which must be the peer's.
-        let caller = match session.req_header().headers.get(CALLER_JWT) {
-            None => None,
-            Some(v) => {
-                let token = v.to_str().unwrap_or_default();
-                match self.shared.identity.caller_jwts.verify(
-                    &self.shared.jwt_validator,
-                    token,
-                    &self.shared.jwt_audience,
-                ) {
-                    Ok(id) if id.trust_domain() == peer.trust_domain() => Some(id),
-                    Ok(_) => {
-                        return self
-                            .deny(
-                                session,
-                                ctx,
-                                403,
-                                "caller_trust_domain_mismatch",
-                                "caller jwt-svid is not from the peer's trust domain",
-                            )
-                            .await;
-                    }
-                    Err(e) => {
-                        tracing::info!(peer = %peer, error = %e, "caller jwt-svid rejected");
-                        return self
-                            .deny(
-                                session,
-                                ctx,
-                                403,
-                                "invalid_caller_jwt",
-                                "caller jwt-svid rejected",
-                            )
-                            .await;
-                    }
-                }
+        ctx.common.service = state.service(key.as_str()).cloned();
+        let caller = match self.caller(session, &peer) {
+            Ok(c) => c,
+            Err(denial) => {
+                deny(&self.shared, session, &mut ctx.common, &denial).await?;
+                return Ok(true);
             }
         };
-        let caller_str = caller.as_ref().map(|c| c.to_string());
-        if let Some(rules) = rules {
-            let req = session.req_header();
-            let who = Caller {
-                trust_domain: peer_td,
-                cluster: source_cluster,
-                spiffe_id: caller_str.as_deref(),
-                path: Some(req.uri.path()),
-                method: Some(req.method.as_str()),
-            };
-            if !rules.iter().any(|r| r.matches(&who)) {
-                return self
-                    .deny(
-                        session,
-                        ctx,
-                        403,
-                        "access_denied",
-                        "no access policy allows this caller",
-                    )
-                    .await;
-            }
+        let req = session.req_header();
+        let access = Access::Http {
+            path: req.uri.path(),
+            method: req.method.as_str(),
+            headers: Headers::from(&req.headers),
+        };
+        if let Err(denial) = authz::authorize(&state, &peer, &key, caller.as_ref(), access) {
+            deny(&self.shared, session, &mut ctx.common, &denial).await?;
+            return Ok(true);
         }
-        ctx.caller = caller_str.map(Arc::from);
-        ctx.service_ref = Some(key);
-        ctx.local = true;
-        ctx.destination = Some(Arc::from(self.shared.config.cluster.id.as_str()));
-        if let Some(svc) = &ctx.service
-            && let Err(limited) = svc.check_rate(&ctx.source_cluster.0, Instant::now())
+        ctx.caller = caller.map(|c| Arc::from(c.to_string()));
+        let c = &mut ctx.common;
+        c.service_ref = Some(key);
+        c.destination = Some(Arc::from(self.shared.config.cluster.id.as_str()));
+        if let Some(svc) = &c.service
+            && let Err(limited) = svc.check_rate(&c.source_cluster.0, Instant::now())
         {
             self.shared.health.count_rate_limited(svc);
-            ctx.status = 429;
+            c.status = 429;
+            c.reason = Some("rate_limited".to_owned());
             respond_rate_limited(session, limited.retry_after_secs).await?;
             return Ok(true);
         }
@@ -279,34 +217,37 @@ impl ProxyHttp for Ingress {
     async fn upstream_peer(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut IngressCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        ctx.attempts += 1;
-        ctx.upstream_start = Some(Instant::now());
-        let Some(key) = &ctx.service_ref else {
+        let c = &mut ctx.common;
+        c.attempts += 1;
+        c.upstream_start = Some(Instant::now());
+        let Some(key) = &c.service_ref else {
             return Error::e_explain(ErrorType::InternalError, "no service");
         };
-        let timeouts = super::egress::state_timeouts(&self.shared, key);
-        let Some(endpoint) = self.shared.local_endpoint(key.as_str()) else {
+        let Some(endpoints) = c.state.local(key.as_str()) else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "not exported");
         };
-        ctx.h2 = super::upstream_h2(&self.shared, session, key.as_str());
-        Ok(self.shared.remotes.local_peer(endpoint, ctx.h2, timeouts))
+        let endpoint = endpoints.pick();
+        let timeouts = c.service.as_ref().and_then(|s| s.timeouts);
+        c.h2 = super::upstream_h2(session, c);
+        Ok(self.shared.remotes.local_peer(endpoint, c.h2, timeouts))
     }
 
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut IngressCtx,
     ) -> pingora::Result<()> {
         strip_identity_headers(upstream);
-        super::forward_trace(&self.shared, session, upstream, ctx)?;
-        if let Some(id) = &ctx.source_identity {
+        super::forward_trace(&self.shared, session, upstream, &mut ctx.common)?;
+        if let Some(id) = &ctx.peer {
             upstream.insert_header(SOURCE_GATEWAY, &**id)?;
         }
-        if ctx.source_cluster.0.as_ref() != "unknown" {
-            upstream.insert_header(SOURCE_CLUSTER, &*ctx.source_cluster.0)?;
+        let source = &ctx.common.source_cluster.0;
+        if source.as_ref() != "unknown" {
+            upstream.insert_header(SOURCE_CLUSTER, &**source)?;
         }
         if let Some(c) = &ctx.caller {
             upstream.insert_header(SOURCE_WORKLOAD, &**c)?;
@@ -318,12 +259,13 @@ impl ProxyHttp for Ingress {
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut IngressCtx,
     ) -> pingora::Result<()> {
-        ctx.responded = true;
-        ctx.status = resp.status.as_u16();
-        if let Some(t) = ctx.upstream_start {
-            ctx.upstream_duration = Some(t.elapsed());
+        let c = &mut ctx.common;
+        c.responded = true;
+        c.status = resp.status.as_u16();
+        if let Some(t) = c.upstream_start {
+            c.upstream_duration = Some(t.elapsed());
         }
         Ok(())
     }
@@ -332,14 +274,15 @@ impl ProxyHttp for Ingress {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut IngressCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let n = self
-            .shared
-            .local_endpoint_count(ctx.service_ref.as_ref().map_or("", |k| k.as_str()))
+        let c = &ctx.common;
+        let n = c
+            .state
+            .local_count(c.service_ref.as_ref().map_or("", |k| k.as_str()))
             .max(1);
-        e.set_retry((ctx.attempts as usize) < n.min(self.shared.config.upstream.max_retries + 1));
+        e.set_retry((c.attempts as usize) < n.min(self.shared.config.upstream.max_retries + 1));
         e
     }
 
@@ -347,22 +290,28 @@ impl ProxyHttp for Ingress {
         &self,
         session: &mut Session,
         e: &Error,
-        ctx: &mut RequestCtx,
+        ctx: &mut IngressCtx,
     ) -> pingora::proxy::FailToProxy {
-        super::fail_response(session, e, ctx).await
+        super::fail_response(session, e, &mut ctx.common).await
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.reason.as_deref() == Some("probe") {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut IngressCtx) {
+        if ctx.probe {
             // Gateway health probes are neither traffic nor worth a log line.
             return;
         }
-        if ctx.status == 0 {
-            ctx.status = session
+        let c = &mut ctx.common;
+        if c.status == 0 {
+            c.status = session
                 .response_written()
                 .map_or(if e.is_some() { 502 } else { 0 }, |r| r.status.as_u16());
         }
-        record_metrics(&self.shared, "ingress", ctx, ctx.status);
-        log_request(&self.log, "ingress", session, ctx, e);
+        record_metrics(&self.shared, "ingress", c);
+        let extra = Extra {
+            source_identity: ctx.peer.as_deref(),
+            caller: ctx.caller.as_deref(),
+            tier: None,
+        };
+        log_request(&self.log, "ingress", session, c, extra, e);
     }
 }

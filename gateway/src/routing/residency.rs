@@ -80,6 +80,16 @@ impl ResidencyRule {
         }
     }
 
+    /// Whether a cluster with these jurisdictions and region may serve
+    /// traffic governed by this rule (the same test as `allows`, for a
+    /// cluster the snapshot may not list).
+    pub(crate) fn allows_locality(&self, jurisdictions: &[String], region: &str) -> bool {
+        jurisdictions
+            .iter()
+            .any(|j| self.allowed_jurisdictions.contains(j))
+            || self.allowed_regions.iter().any(|r| r == region)
+    }
+
     /// Whether the cluster with snapshot index `cluster` may serve traffic
     /// governed by this rule.
     pub(crate) fn allows(&self, cluster: u32) -> bool {

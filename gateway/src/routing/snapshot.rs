@@ -11,6 +11,7 @@ use causeway_federation::model::{
 use serde::Serialize;
 
 use super::decision::{Target, Tier};
+use super::request::RouteRequest;
 use super::residency::ResidencyRule;
 
 /// The identity and locality of the cluster this gateway runs in.
@@ -538,6 +539,34 @@ impl RoutingSnapshot {
     /// The traffic policy in force for a service, if any.
     pub fn traffic_policy(&self, namespace: &str, name: &str) -> Option<&str> {
         self.service(namespace, name)?.traffic_policy.as_deref()
+    }
+
+    /// The first residency policy that forbids the local cluster from
+    /// serving `req` (a request for `namespace/name`), if any: the
+    /// destination's own check of what the source should have decided.
+    /// Service-level policies always apply; request-classified ones when the
+    /// request matches them.
+    pub fn residency_forbids_local(
+        &self,
+        namespace: &str,
+        name: &str,
+        req: &RouteRequest<'_>,
+    ) -> Option<Arc<str>> {
+        let svc = self.service(namespace, name)?;
+        let local = &self.local;
+        let forbids = |r: &u32| {
+            self.rules
+                .get(*r as usize)
+                .filter(|rule| !rule.allows_locality(&local.jurisdictions, &local.region))
+        };
+        if let Some(rule) = svc.static_policies.iter().find_map(forbids) {
+            return Some(rule.name.clone());
+        }
+        svc.request_policies
+            .iter()
+            .filter_map(forbids)
+            .find(|rule| rule.matcher.as_ref().is_some_and(|m| m.matches(req)))
+            .map(|rule| rule.name.clone())
     }
 
     pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&ServiceRoutes> {

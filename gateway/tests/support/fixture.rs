@@ -134,6 +134,22 @@ pub fn export(svc: &str, cluster: &str, ready: u32) -> ServiceExport {
 
 /// An export of `svc` by `cluster` with `ready` endpoints on `port`.
 pub fn export_port(svc: &str, cluster: &str, ready: u32, port: u16) -> ServiceExport {
+    export_app(svc, cluster, ready, port, None)
+}
+
+/// An export of `svc` by `cluster` with `ready` endpoints on the raw TCP
+/// port `port` (`appProtocol: tcp`: peers may tunnel to it).
+pub fn export_tcp(svc: &str, cluster: &str, ready: u32, port: u16) -> ServiceExport {
+    export_app(svc, cluster, ready, port, Some("tcp"))
+}
+
+fn export_app(
+    svc: &str,
+    cluster: &str,
+    ready: u32,
+    port: u16,
+    app_protocol: Option<&str>,
+) -> ServiceExport {
     let (ns, name) = svc.split_once('/').unwrap();
     ServiceExport::new(
         ns.parse().unwrap(),
@@ -141,9 +157,9 @@ pub fn export_port(svc: &str, cluster: &str, ready: u32, port: u16) -> ServiceEx
         cluster.parse().unwrap(),
         ServiceExportSpec {
             ports: vec![ServicePort {
-                name: Some("http".into()),
+                name: Some(app_protocol.unwrap_or("http").into()),
                 protocol: Default::default(),
-                app_protocol: None,
+                app_protocol: app_protocol.map(Into::into),
                 port,
             }],
             endpoints: vec![ZoneEndpoints {
