@@ -218,10 +218,9 @@ impl Gateway {
             ListenerSpec {
                 name: "egress",
                 listener: egress_l,
-                transport: Transport::Plain {
-                    header_timeout: Some(limits.header_timeout),
-                },
+                transport: Transport::Plain,
                 max_connections: limits.max_connections,
+                header_timeout: limits.header_timeout,
                 app: Arc::new(egress),
             },
             m.clone(),
@@ -233,10 +232,10 @@ impl Gateway {
                 listener: ingress_l,
                 transport: Transport::Tls {
                     acceptor,
-                    handshake_timeout: limits.header_timeout,
                     tunnel: Some(Arc::new(crate::tcp::IngressTunnel::new(shared.clone()))),
                 },
                 max_connections: limits.max_connections,
+                header_timeout: limits.header_timeout,
                 app: Arc::new(ingress),
             },
             m.clone(),
@@ -246,10 +245,9 @@ impl Gateway {
             ListenerSpec {
                 name: "admin",
                 listener: admin_l,
-                transport: Transport::Plain {
-                    header_timeout: Some(limits.header_timeout),
-                },
+                transport: Transport::Plain,
                 max_connections: 256,
+                header_timeout: limits.header_timeout,
                 app: Arc::new(Admin::new(shared.clone())),
             },
             m,

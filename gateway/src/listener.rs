@@ -1,6 +1,6 @@
 //! The accept loop shared by every HTTP listener: connection cap, active
-//! connection gauge, whole-header deadline (plaintext) or handshake deadline
-//! (TLS), then the Pingora application.
+//! connection gauge, handshake deadline (TLS), a whole-header deadline for
+//! every request, then the Pingora application.
 
 mod deadline;
 
@@ -11,27 +11,22 @@ use pingora::apps::ServerApp;
 use pingora::listeners::tls::Acceptor;
 use pingora::protocols::Stream;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::l4::virt::VirtualSocketStream;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::{ListenerLabels, Metrics};
 
-pub(crate) use deadline::HeaderDeadline;
+pub(crate) use deadline::{HeaderDeadline, next_request};
 
 /// How connections of one listener are prepared before the application.
 pub(crate) enum Transport {
-    /// Plaintext; the first request header must arrive within the deadline.
-    Plain {
-        /// Whole-header deadline of the first request (None = off).
-        header_timeout: Option<Duration>,
-    },
-    /// TLS (mTLS for the east-west ingress); the handshake must finish within the deadline.
+    /// Plaintext.
+    Plain,
+    /// TLS (mTLS for the east-west ingress); the handshake must finish
+    /// within the header deadline.
     Tls {
         /// The Pingora rustls acceptor with its post-handshake callback.
         acceptor: Arc<Acceptor>,
-        /// Handshake deadline.
-        handshake_timeout: Duration,
         /// Handles connections whose SNI selects a TCP tunnel.
         tunnel: Option<Arc<crate::tcp::IngressTunnel>>,
     },
@@ -47,6 +42,8 @@ pub(crate) struct ListenerSpec<A> {
     pub(crate) transport: Transport,
     /// Concurrent connection cap.
     pub(crate) max_connections: usize,
+    /// Whole-header deadline of every request (and of the TLS handshake).
+    pub(crate) header_timeout: Duration,
     /// The Pingora application (proxy or admin).
     pub(crate) app: Arc<A>,
 }
@@ -64,6 +61,7 @@ pub(crate) async fn serve<A>(
         listener,
         transport,
         max_connections,
+        header_timeout,
         app,
     } = spec;
     let transport = Arc::new(transport);
@@ -104,25 +102,14 @@ pub(crate) async fn serve<A>(
             let _permit = permit;
             active.inc();
             let stream: Option<Stream> = match &*transport {
-                Transport::Plain { header_timeout } => match header_timeout {
-                    Some(t) => {
-                        let sock = HeaderDeadline::new(tcp, *t, slow);
-                        let l4 = L4Stream::from(VirtualSocketStream::new(Box::new(sock)));
-                        Some(Box::new(l4))
-                    }
-                    None => Some(Box::new(L4Stream::from(tcp))),
-                },
-                Transport::Tls {
-                    acceptor,
-                    handshake_timeout,
-                    tunnel,
-                } => {
+                Transport::Plain => Some(Box::new(L4Stream::from(tcp))),
+                Transport::Tls { acceptor, tunnel } => {
                     let l4 = L4Stream::from(tcp);
                     // The handshake and tunnel futures are boxed: inline, their
                     // state (about 20 KiB) would stay allocated in this task
                     // for the whole life of every connection, idle or not.
                     let handshake = Box::pin(acceptor.tls_handshake(l4));
-                    match tokio::time::timeout(*handshake_timeout, handshake).await {
+                    match tokio::time::timeout(header_timeout, handshake).await {
                         Ok(Ok(tls)) => {
                             let peer_id = tls.ssl_digest().and_then(|d| {
                                 d.extension
@@ -152,6 +139,8 @@ pub(crate) async fn serve<A>(
                     }
                 }
             };
+            let stream = stream
+                .map(|s| Box::new(HeaderDeadline::new(s, header_timeout, slow.clone())) as Stream);
             if let Some(stream) = stream {
                 let mut next = app.process_new(stream, &shutdown).await;
                 while let Some(s) = next {

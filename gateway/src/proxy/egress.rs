@@ -393,6 +393,8 @@ impl ProxyHttp for Egress {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut EgressCtx) {
+        // The next request on this connection gets its own header deadline.
+        crate::listener::next_request(session);
         ctx.permit = None;
         if !ctx.common.responded && e.is_some() && ctx.common.upstream_start.is_some() {
             self.failed_try(ctx);

@@ -296,6 +296,8 @@ impl ProxyHttp for Ingress {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut IngressCtx) {
+        // The next request on this connection gets its own header deadline.
+        crate::listener::next_request(session);
         if ctx.probe {
             // Gateway health probes are neither traffic nor worth a log line.
             return;
