@@ -74,7 +74,7 @@ async fn raw_echo() -> Raw {
 
 struct Env {
     _dir: tempfile::TempDir,
-    gw: GatewayProc,
+    _gw: GatewayProc,
     us: Site,
     /// demo/echo (HTTP) and pay/ledger (HTTP, EU-only).
     http: Backend,
@@ -155,7 +155,7 @@ async fn env() -> Env {
     peer.alpn_protocols = vec![b"http/1.1".to_vec()];
     Env {
         _dir: dir,
-        gw,
+        _gw: gw,
         us,
         http,
         raw,
