@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use causeway_federation::client::Client;
-use causeway_federation::server::{JwtKeys, Scope};
+use causeway_federation::token::{JwtKeys, Scope};
 
 use crate::process::ChildGuard;
 

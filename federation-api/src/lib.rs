@@ -10,5 +10,6 @@ pub mod cli;
 pub mod client;
 pub mod proto;
 pub mod server;
+pub mod token;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -16,7 +16,7 @@
 //! `application/problem+json` with `errors: [{field, message}]`.
 //!
 //! # Auth
-//! JWT bearer tokens, ES256 (public key verifies, private key mints) or
+//! JWT bearer tokens (keys, scopes and minting: [`crate::token`]), ES256 (public key verifies, private key mints) or
 //! HS256 (shared secret); the algorithm comes from the configured key. `exp`
 //! and `aud` (default `causeway`) are required, `iss` when configured,
 //! `nbf` checked when present. Scopes (`scopes` claim, an array): `admin`;
@@ -82,7 +82,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod auth;
 mod catalog;
 pub mod config;
 pub mod error;
@@ -102,7 +101,6 @@ use axum::extract::FromRef;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-pub use self::auth::{JwtConfig, JwtKeys, Principal, Scope};
 pub use self::catalog::{Catalog, HeartbeatAck, Listed, Liveness, Stored};
 pub use self::config::{ServerConfig, StoreConfig};
 pub use self::error::{ApiError, FieldError, Problem};
@@ -111,6 +109,7 @@ pub use self::extract::{Preconditions, etag};
 pub use self::metrics::Metrics;
 pub use self::run::{ServerArgs, main as server_main, open_store, parent_exited};
 use crate::store::Store;
+use crate::token::{AuthError, JwtKeys};
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +119,7 @@ pub enum ServerError {
     Config(#[from] config::ConfigError),
     /// Keys could not be loaded.
     #[error(transparent)]
-    Auth(#[from] auth::AuthError),
+    Auth(#[from] AuthError),
     /// The store could not be opened.
     #[error("cannot open store: {0}")]
     Store(String),

@@ -25,7 +25,8 @@ use utoipa_axum::routes;
 
 use super::catalog::{Listed, Stored};
 use super::error::{ApiError, json_error};
-use super::{AppState, Authn, Principal};
+use super::{AppState, Authn};
+use crate::token::Principal;
 
 /// The OpenAPI document's static part.
 #[derive(OpenApi)]

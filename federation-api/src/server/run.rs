@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::auth::JwtAlgorithm;
 use super::config::{ServerConfig, StoreConfig};
 use super::{Server, ServerError};
-use crate::cli::args::MintArgs;
 use crate::store::{EtcdStore, EtcdStoreConfig, EtcdTls, MemoryStore, MemoryStoreConfig, Store};
+use crate::token::{JwtAlgorithm, MintArgs};
 
 /// The Causeway federation API server.
 #[derive(Debug, Parser)]
@@ -247,7 +246,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     if let Some(ServerCommand::Token(m)) = &args.command {
-        return match crate::cli::token::mint(m) {
+        return match crate::token::mint(m) {
             Ok(t) => {
                 println!("{t}");
                 ExitCode::SUCCESS
