@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use causeway_federation::client::{Client, Precondition, Versioned};
+use causeway_api::client::{Client, Precondition, Versioned};
 use causeway_federation::token::{JwtKeys, Scope, generate_es256_pem};
 use http::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use causeway_federation::client::Client;
+use causeway_api::client::Client;
 use causeway_federation::token::generate_es256_pem;
 
 struct Guard(Option<tokio::process::Child>);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use causeway_federation::model::{AccessRule, CatalogSnapshot, ServiceExport, ServiceRef};
+use causeway_api::model::{AccessRule, CatalogSnapshot, ServiceExport, ServiceRef};
 use imbl::OrdMap;
 use imbl::ordmap::DiffItem;
 

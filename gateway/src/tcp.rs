@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use causeway_federation::model::policy::Caller;
+use causeway_api::model::policy::Caller;
 use causeway_trust::SpiffeId;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use causeway_federation::model::policy::Caller;
+use causeway_api::model::policy::Caller;
 use causeway_trust::{SpiffeId, peer_spiffe_id};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::listeners::TlsAccept;
