@@ -16,7 +16,7 @@ ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${RUST_IMAGE} AS builder
-# cmake: Pingora's zlib-ng; protobuf-compiler: the federation API's gRPC code.
+# cmake: Pingora's zlib-ng; protobuf-compiler: the gRPC code of causeway-api.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake protobuf-compiler \
     && rm -rf /var/lib/apt/lists/*

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use causeway_federation::client::Client;
-use causeway_federation::server::{JwtKeys, Scope};
+use causeway_api::client::Client;
+use causeway_federation::token::{JwtKeys, Scope};
 
 use crate::process::ChildGuard;
 

@@ -624,13 +624,13 @@ impl Federation {
                 .put::<_, serde_json::Value>(
                     &format!("/v1/policies/{kind}/{name}"),
                     policy,
-                    causeway_federation::client::Precondition::None,
+                    causeway_api::client::Precondition::None,
                 )
                 .await;
             match put {
                 Ok(v) => return Ok(self.note_write(v.revision.unwrap_or(0))),
                 // Only an unreachable replica is skipped; API answers are final.
-                Err(e @ causeway_federation::client::ClientError::Connect(_)) => {
+                Err(e @ causeway_api::client::ClientError::Connect(_)) => {
                     last = Some(anyhow::Error::from(e));
                 }
                 Err(e) => return Err(e.into()),

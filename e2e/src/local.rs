@@ -8,7 +8,7 @@ mod view;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use causeway_federation::model::{
+use causeway_api::model::{
     RequestClassification, ResidencyPolicy, ResidencyPolicySpec, ServiceSelector,
 };
 

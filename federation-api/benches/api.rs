@@ -30,12 +30,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use causeway_federation::client::{Client, Precondition, Versioned, grpc_watch};
-use causeway_federation::proto::EventType;
-use causeway_federation::server::auth::generate_es256_pem;
-use causeway_federation::server::{Authn, JwtKeys, Scope, Server, ServerConfig};
+use causeway_api::client::{Client, Precondition, Versioned, grpc_watch};
+use causeway_api::proto::EventType;
+use causeway_federation::server::{Authn, Server, ServerConfig};
 use causeway_federation::store::{EtcdStore, EtcdStoreConfig, MemoryStore, Store};
 use causeway_federation::testing::EtcdProcess;
+use causeway_federation::token::{JwtKeys, Scope, generate_es256_pem};
 use http::Method;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use self::args::{Cli, Command};
-use crate::client::{Client, ClientError};
+use causeway_api::client::{Client, ClientError};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -74,7 +74,7 @@ pub fn main() -> ExitCode {
 }
 
 fn client(cli: &Cli) -> Result<Client, CliError> {
-    let tls = crate::client::TlsOptions {
+    let tls = causeway_api::client::TlsOptions {
         ca_file: cli.ca_file.clone(),
     };
     Ok(Client::with_tls(&cli.server, cli.token.clone(), &tls)?)

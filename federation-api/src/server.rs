@@ -1,23 +1,18 @@
 //! The federation API server: REST (axum) and the gRPC watch (tonic) on one
 //! port, JWT auth, problem+json errors, OpenAPI and Prometheus metrics.
 //!
-//! # REST
-//! Paths are those of DESIGN.md §3 (`/v1/openapi.json` describes them all).
-//! `PUT` creates (201) or replaces (200); responses carry
-//! `ETag: "<resourceVersion>"`; `If-Match: "<rev>"` (or `*`) and
-//! `If-None-Match: *` are preconditions (412 when they fail);
-//! `metadata.resourceVersion` in a body is compared too (409). The server
-//! sets `resourceVersion` and `createdAt` (kept on update) and computes
-//! `status` on read: `Cluster.status.{connected,lastHeartbeat}` from the
-//! heartbeat lease, `ServiceExport.status.{conditions,stale}` across every
-//! export of the service. ServiceImports are derived on read. Lists take
-//! `limit` (default 100, max 1000) and `continue`, and answer
-//! `{items, continue?, revision}`. Every rejection is an RFC 9457
-//! `application/problem+json` with `errors: [{field, message}]`.
+//! # REST and watch
+//! The wire contract (paths, `PUT`/`ETag`/precondition semantics, list
+//! pages, problem+json errors, the NDJSON and gRPC watch streams) is
+//! documented with its types in [`causeway_api::wire`]. This server produces
+//! it: handlers return [`ApiError`], which renders as a
+//! [`causeway_api::wire::Problem`]; the watch engine emits
+//! [`causeway_api::wire::WatchLine`]s.
 //!
 //! # Auth
-//! JWT bearer tokens, ES256 (public key verifies, private key mints) or
-//! HS256 (shared secret); the algorithm comes from the configured key. `exp`
+//! JWT bearer tokens (keys, scopes and minting: [`crate::token`]), ES256
+//! (public key verifies, private key mints) or HS256 (shared secret); the
+//! algorithm comes from the configured key. `exp`
 //! and `aud` (default `causeway`) are required, `iss` when configured,
 //! `nbf` checked when present. Scopes (`scopes` claim, an array): `admin`;
 //! `read` (every GET); `cluster:<id>` (read, plus writes of that cluster's
@@ -34,14 +29,6 @@
 //! `connected: false` and its exports `stale: true`; exports are never
 //! deleted. With `staleAfter`, exports of a cluster silent for that long are
 //! left out of the derived imports.
-//!
-//! # Watch
-//! `GET /v1/watch[?since=REV]` (NDJSON) and gRPC
-//! `causeway.federation.v1.Catalog/Watch` (see `proto/`): a snapshot at R,
-//! then ordered events; derived ServiceImport events follow the export (or
-//! cluster connectivity) events they result from, with the same revision;
-//! idle NDJSON streams get `bookmark` lines every 30 s. A compacted `since`
-//! is 410 / `OUT_OF_RANGE`: relist.
 //!
 //! # Configuration
 //! `causeway-federation --config federation.yaml` (or `.json`), overridden by
@@ -82,7 +69,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod auth;
 mod catalog;
 pub mod config;
 pub mod error;
@@ -102,15 +88,15 @@ use axum::extract::FromRef;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-pub use self::auth::{JwtConfig, JwtKeys, Principal, Scope};
-pub use self::catalog::{Catalog, HeartbeatAck, Listed, Liveness, Stored};
+pub use self::catalog::{Catalog, Listed, Liveness, Stored};
 pub use self::config::{ServerConfig, StoreConfig};
-pub use self::error::{ApiError, FieldError, Problem};
+pub use self::error::ApiError;
 use self::extract::BodyLimit;
 pub use self::extract::{Preconditions, etag};
 pub use self::metrics::Metrics;
-pub use self::run::{ServerArgs, main as server_main, open_store, parent_exited};
+pub use self::run::{ServerArgs, main as server_main, open_store};
 use crate::store::Store;
+use crate::token::{AuthError, JwtKeys};
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +106,7 @@ pub enum ServerError {
     Config(#[from] config::ConfigError),
     /// Keys could not be loaded.
     #[error(transparent)]
-    Auth(#[from] auth::AuthError),
+    Auth(#[from] AuthError),
     /// The store could not be opened.
     #[error("cannot open store: {0}")]
     Store(String),

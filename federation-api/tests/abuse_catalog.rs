@@ -10,7 +10,7 @@ mod support;
 
 use std::sync::Arc;
 
-use causeway_federation::client::{Client, Precondition, Versioned};
+use causeway_api::client::{Client, Precondition, Versioned};
 use causeway_federation::store::{EtcdStore, EtcdStoreConfig};
 use causeway_federation::testing::EtcdProcess;
 use causeway_trust::{Authority, AuthorityConfig, Bundle, SystemClock, TrustDomain};

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Instant;
 
-use causeway_federation::client::{Client, Precondition, Versioned};
+use causeway_api::client::{Client, Precondition, Versioned};
 use http::Method;
 use http::header::CONTENT_TYPE;
 use serde_json::{Value, json};

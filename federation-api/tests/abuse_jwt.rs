@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use causeway_federation::client::{Client, Precondition, Versioned};
-use causeway_federation::server::auth::generate_es256_pem;
-use causeway_federation::server::{JwtKeys, Scope};
+use causeway_api::client::{Client, Precondition, Versioned};
+use causeway_federation::token::{JwtKeys, Scope, generate_es256_pem};
 use http::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};

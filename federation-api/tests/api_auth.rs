@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use causeway_federation::client::{Client, Precondition, Versioned};
-use causeway_federation::server::{JwtKeys, Scope};
+use causeway_api::client::{Client, Precondition, Versioned};
+use causeway_federation::token::{JwtKeys, Scope};
 use http::Method;
 use serde_json::{Value, json};
 use support::*;

@@ -5,8 +5,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use causeway_federation::client::Client;
-use causeway_federation::server::auth::generate_es256_pem;
+use causeway_api::client::Client;
+use causeway_federation::token::generate_es256_pem;
 
 struct Guard(Option<tokio::process::Child>);
 

@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use causeway_federation::client::{Follow, Precondition, apply_line};
-use causeway_federation::model::{
+use causeway_api::client::{Follow, Precondition, apply_line};
+use causeway_api::model::{
     CatalogSnapshot, Cluster, ClusterId, ServiceExport, ServiceRef, TrustBundle, TrustDomainName,
 };
 use support::*;

@@ -10,9 +10,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_federation::client::{Precondition, Versioned, grpc_watch};
-use causeway_federation::model::Kind;
-use causeway_federation::server::watch::WatchLine;
+use causeway_api::client::{Precondition, Versioned, grpc_watch};
+use causeway_api::model::Kind;
+use causeway_api::wire::WatchLine;
 use causeway_federation::store::{EtcdStore, EtcdStoreConfig, Store};
 use causeway_federation::testing::EtcdProcess;
 use serde_json::Value;

@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_federation::client::{Client, Precondition};
-use causeway_federation::model::Kind;
-use causeway_federation::server::watch::WatchLine;
+use causeway_api::client::{Client, Precondition};
+use causeway_api::model::Kind;
+use causeway_api::wire::WatchLine;
 use causeway_federation::store::{EtcdStore, EtcdStoreConfig, Store};
 use causeway_federation::testing::EtcdCluster;
 use serde_json::Value;

@@ -6,13 +6,13 @@
 #[path = "support/api.rs"]
 mod support;
 
-use causeway_federation::client::{ClientError, Precondition, Versioned};
+use causeway_api::client::{ClientError, Precondition, Versioned};
 use http::Method;
 use serde_json::{Value, json};
 use support::*;
 
 async fn raw_put(
-    c: &causeway_federation::client::Client,
+    c: &causeway_api::client::Client,
     path: &str,
     body: &[u8],
     headers: &[(http::header::HeaderName, String)],
@@ -349,7 +349,9 @@ async fn heartbeat_connects_and_lost_heartbeat_marks_exports_stale() {
     // Heartbeat of an unknown cluster: 404.
     assert_eq!(c.heartbeat("nope").await.unwrap_err().status(), Some(404));
     let ack = c.heartbeat("eu-1").await.unwrap();
-    assert_eq!(ack["connected"], true);
+    assert!(ack.connected);
+    assert_eq!(ack.cluster, "eu-1");
+    assert!(ack.ttl_seconds > 0);
     let got: Versioned<Value> = c.get("/v1/clusters/eu-1").await.unwrap();
     assert_eq!(got.value["status"]["connected"], true);
     assert!(got.value["status"]["lastHeartbeat"].is_string());

@@ -8,10 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use causeway_federation::client::{NdjsonWatch, Precondition, Versioned, grpc_watch};
-use causeway_federation::model::{CatalogSnapshot, Kind};
-use causeway_federation::proto::EventType;
-use causeway_federation::server::watch::WatchLine;
+use causeway_api::client::{NdjsonWatch, Precondition, Versioned, grpc_watch};
+use causeway_api::model::{CatalogSnapshot, Kind};
+use causeway_api::proto::EventType;
+use causeway_api::wire::WatchLine;
 use serde_json::Value;
 use support::*;
 

@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use causeway_federation::client::Versioned;
+use causeway_api::client::Versioned;
 use serde_json::Value;
 use support::*;
 

@@ -10,8 +10,8 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use causeway_federation::client::{Client, Precondition, TlsOptions, Versioned, grpc_watch_tls};
-use causeway_federation::proto::EventType;
+use causeway_api::client::{Client, Precondition, TlsOptions, Versioned, grpc_watch_tls};
+use causeway_api::proto::EventType;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

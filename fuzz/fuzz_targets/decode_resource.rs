@@ -3,7 +3,7 @@
 //! (what is validated is exactly what is stored and served).
 #![no_main]
 
-use causeway_federation::model::{Resource, decode_resource};
+use causeway_api::model::{Resource, decode_resource};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
-use causeway_federation::model::policy::RequestClassification;
-use causeway_federation::model::{
+use causeway_api::model::policy::RequestClassification;
+use causeway_api::model::{
     Cluster, ClusterSpec, ResidencyPolicy, ResidencyPolicySpec, ServiceExport, ServiceExportSpec,
     ServicePort, ServiceSelector, TrafficPolicy, TrafficPolicySpec, ZoneEndpoints,
 };

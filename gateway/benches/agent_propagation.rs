@@ -11,8 +11,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use causeway_federation::client::{Client, Precondition};
-use causeway_federation::model::{CatalogSnapshot, Cluster, ExportKey, ServiceExport};
+use causeway_api::client::{Client, Precondition};
+use causeway_api::model::{CatalogSnapshot, Cluster, ExportKey, ServiceExport};
 use causeway_federation::server::{Authn, Server, ServerConfig, StoreConfig, open_store};
 use causeway_federation::testing::EtcdProcess;
 use causeway_gateway::agent::AgentMetrics;

@@ -4,8 +4,8 @@
 
 use std::hint::black_box;
 
-use causeway_federation::model::policy::RequestClassification;
-use causeway_federation::model::{
+use causeway_api::model::policy::RequestClassification;
+use causeway_api::model::{
     Cluster, ClusterSpec, GatewaySpec, ResidencyPolicy, ResidencyPolicySpec, ServiceExport,
     ServiceExportSpec, ServicePort, ServiceSelector, ZoneEndpoints,
 };

@@ -31,12 +31,11 @@ pub mod staleness;
 pub mod static_file;
 pub mod sync;
 pub mod trust;
-pub mod wire;
 
 use std::sync::Arc;
 
-use causeway_federation::client::Client;
-use causeway_federation::model::{CatalogSnapshot, ClusterId};
+use causeway_api::client::Client;
+use causeway_api::model::{CatalogSnapshot, ClusterId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -145,7 +144,7 @@ pub fn spawn(
         .clone()
         .ok_or_else(|| AgentError::Config("agent.endpoint is required".into()))?;
     let token = read_token(config)?;
-    let tls = causeway_federation::client::TlsOptions {
+    let tls = causeway_api::client::TlsOptions {
         ca_file: config.ca_file.clone(),
     };
     let client = Client::with_tls(&endpoint, token.clone(), &tls)

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use causeway_federation::model::policy::Caller;
+use causeway_api::model::policy::Caller;
 use causeway_trust::SpiffeId;
 
 use crate::denial::Denial;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use causeway_federation::model::{
+use causeway_api::model::{
     AccessRule, CatalogSnapshot, Protocol, ServiceExport, ServicePort, ServiceRef,
 };
 use imbl::OrdMap;

@@ -114,7 +114,7 @@ async fn wait_for_signal() {
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
-            _ = causeway_federation::server::parent_exited() => {}
+            _ = causeway_api::lifecycle::parent_exited() => {}
         }
     }
     #[cfg(not(unix))]

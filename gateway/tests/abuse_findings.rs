@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use causeway_federation::model::{ResidencyPolicy, ResidencyPolicySpec, ServiceSelector};
+use causeway_api::model::{ResidencyPolicy, ResidencyPolicySpec, ServiceSelector};
 use causeway_trust::{
     Authority, AuthorityConfig, Bundle, BundleSet, BundleStore, PeerPolicy, SystemClock,
     TrustDomain, client_config,

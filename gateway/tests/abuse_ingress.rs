@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use causeway_federation::model::{AccessPolicy, AccessPolicySpec, AccessRule, ServiceSelector};
+use causeway_api::model::{AccessPolicy, AccessPolicySpec, AccessRule, ServiceSelector};
 use causeway_trust::{
     Authority, AuthorityConfig, Bundle, BundleSet, BundleStore, PeerPolicy, SystemClock,
     TrustDomain, client_config,

@@ -11,7 +11,7 @@ mod federation;
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_federation::model::{CatalogSnapshot, ServiceType};
+use causeway_api::model::{CatalogSnapshot, ServiceType};
 use causeway_gateway::agent::backoff::Backoff;
 use causeway_gateway::agent::exports::{ExportPublisher, ExportSources, ExportStatuses};
 use causeway_gateway::agent::kubernetes::mapping::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER};
@@ -82,7 +82,7 @@ async fn service_exports_are_published_and_get_mcs_conditions() {
     let (shutdown_tx, shutdown) = watch::channel(false);
     let sources = ExportSources::new(&["kubernetes"]);
     let (statuses_tx, statuses) = watch::channel(ExportStatuses::new());
-    let cluster: causeway_federation::model::ClusterId = "eu-1".parse().unwrap();
+    let cluster: causeway_api::model::ClusterId = "eu-1".parse().unwrap();
     tokio::spawn(
         ExportPublisher {
             client: fed.clone(),
@@ -129,7 +129,7 @@ async fn service_exports_are_published_and_get_mcs_conditions() {
     exports.create(&PostParams::default(), &se).await.unwrap();
 
     // The export reaches the federation API with ports, type and ready endpoints.
-    let svc_ref: causeway_federation::model::ServiceRef = "shop/cart".parse().unwrap();
+    let svc_ref: causeway_api::model::ServiceRef = "shop/cart".parse().unwrap();
     assert!(
         eventually(10, || async {
             fed.list_exports(&cluster).await.unwrap().iter().any(|e| {

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use causeway_federation::client::Client;
-use causeway_federation::model::{CatalogSnapshot, TrustBundle};
+use causeway_api::client::Client;
+use causeway_api::model::{CatalogSnapshot, TrustBundle};
 use causeway_federation::server::{StoreConfig, open_store};
 use causeway_federation::store::Store;
 use causeway_federation::testing::EtcdProcess;
@@ -481,9 +481,9 @@ async fn static_file_edits_are_published_and_bad_edits_rejected() {
     let mut cfg = agent_config(&api.base, dir.path());
     cfg.static_file = Some(file.clone());
     let gw = Running::start(gateway_config(dir.path(), "vm-1", "vm.example"), &cfg).await;
-    let vm: causeway_federation::model::ClusterId = "vm-1".parse().unwrap();
-    let billing: causeway_federation::model::ServiceRef = "legacy/billing".parse().unwrap();
-    let port_of = |admin: Client, vm: causeway_federation::model::ClusterId| async move {
+    let vm: causeway_api::model::ClusterId = "vm-1".parse().unwrap();
+    let billing: causeway_api::model::ServiceRef = "legacy/billing".parse().unwrap();
+    let port_of = |admin: Client, vm: causeway_api::model::ClusterId| async move {
         admin
             .list_exports(&vm)
             .await
@@ -626,7 +626,7 @@ async fn exports_are_not_withdrawn_before_every_source_has_synced() {
         }
         .run(sources.clone(), rx),
     );
-    let vm: causeway_federation::model::ClusterId = "vm-1".parse().unwrap();
+    let vm: causeway_api::model::ClusterId = "vm-1".parse().unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         admin.list_exports(&vm).await.unwrap().len(),

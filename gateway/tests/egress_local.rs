@@ -26,7 +26,7 @@ async fn env(tweak: impl FnOnce(&mut causeway_gateway::config::GatewayConfig)) -
 }
 
 async fn env_with(
-    tweak_catalog: impl FnOnce(&mut causeway_federation::model::CatalogSnapshot),
+    tweak_catalog: impl FnOnce(&mut causeway_api::model::CatalogSnapshot),
     tweak: impl FnOnce(&mut causeway_gateway::config::GatewayConfig),
 ) -> Env {
     let dir = tempfile::tempdir().unwrap();

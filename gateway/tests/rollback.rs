@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use causeway_federation::model::policy::{Ratio, RollbackGuard};
-use causeway_federation::model::{TrafficPolicy, TrafficPolicySpec};
+use causeway_api::model::policy::{Ratio, RollbackGuard};
+use causeway_api::model::{TrafficPolicy, TrafficPolicySpec};
 use support::backend::Backend;
 use support::client::get;
 use support::fixture::{Site, catalog, export, start_inproc, write_catalog};

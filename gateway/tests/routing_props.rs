@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use causeway_federation::model::policy::RequestClassification;
-use causeway_federation::model::{
+use causeway_api::model::policy::RequestClassification;
+use causeway_api::model::{
     Cluster, ClusterSpec, ResidencyPolicy, ResidencyPolicySpec, ServiceExport, ServiceExportSpec,
     ServicePort, ServiceSelector, TrafficPolicy, TrafficPolicySpec, ZoneEndpoints,
 };

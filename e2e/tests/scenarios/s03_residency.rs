@@ -1,11 +1,11 @@
 //! Scenario 3: residency is a hard filter, even when every allowed cluster
 //! is down.
 
-use causeway_e2e::federation::host;
-use causeway_e2e::{ClusterDef, Federation, Store};
-use causeway_federation::model::{
+use causeway_api::model::{
     RequestClassification, ResidencyPolicy, ResidencyPolicySpec, ServiceSelector,
 };
+use causeway_e2e::federation::host;
+use causeway_e2e::{ClusterDef, Federation, Store};
 
 use crate::support::{calls, tally};
 

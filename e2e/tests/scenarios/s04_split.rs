@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use causeway_api::model::{RollbackGuard, TrafficPolicy, TrafficPolicySpec};
 use causeway_e2e::federation::host;
 use causeway_e2e::{ClusterDef, Federation, Store};
-use causeway_federation::model::{RollbackGuard, TrafficPolicy, TrafficPolicySpec};
 
 use crate::support::tally;
 

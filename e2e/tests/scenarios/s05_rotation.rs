@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use causeway_api::client::Versioned;
 use causeway_e2e::federation::host;
 use causeway_e2e::mtls::{gateway_svid, load_authority, peer_certificate_from_active_ca};
 use causeway_e2e::traffic::Traffic;
 use causeway_e2e::{ClusterDef, Federation, Store};
-use causeway_federation::client::Versioned;
 
 /// 5. Cluster A's CA rotates (10 s CA lifetime: the next CA is published
 /// 3 s before it starts signing; SVIDs live 4 s and are renewed at

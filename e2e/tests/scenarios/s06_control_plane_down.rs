@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use causeway_api::client::Versioned;
 use causeway_e2e::federation::host;
 use causeway_e2e::traffic::Traffic;
 use causeway_e2e::{ClusterDef, Federation, Store};
-use causeway_federation::client::Versioned;
 
 use crate::support::{calls, tally};
 

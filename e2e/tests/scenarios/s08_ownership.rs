@@ -1,13 +1,13 @@
 //! Scenario 8: a cluster token cannot take over names or records it does
 //! not own.
 
-use causeway_e2e::federation::host;
-use causeway_e2e::{ClusterDef, Federation, Store};
-use causeway_federation::client::{Precondition, Versioned};
-use causeway_federation::model::{
+use causeway_api::client::{Precondition, Versioned};
+use causeway_api::model::{
     Cluster, ExportPolicy, ExportPolicySpec, ServiceExport, ServiceExportSpec, ServicePort,
     ZoneEndpoints,
 };
+use causeway_e2e::federation::host;
+use causeway_e2e::{ClusterDef, Federation, Store};
 
 use crate::support::{calls, tally};
 
@@ -61,12 +61,12 @@ async fn s08_cluster_token_cannot_take_over_names() -> anyhow::Result<()> {
 
     let attacker = fed.api().cluster_client_of(1, "us-east-1")?;
     assert!(fed.cluster("us-east-1")?.site.services().is_empty());
-    let eu_cluster: Versioned<causeway_federation::model::Cluster> = fed
+    let eu_cluster: Versioned<causeway_api::model::Cluster> = fed
         .api()
         .admin_client()?
         .get("/v1/clusters/eu-west-1")
         .await?;
-    let us_cluster: Versioned<causeway_federation::model::Cluster> = fed
+    let us_cluster: Versioned<causeway_api::model::Cluster> = fed
         .api()
         .admin_client()?
         .get("/v1/clusters/us-east-1")

@@ -11,8 +11,8 @@ use super::CliError;
 use super::args::ApplyArgs;
 use super::kinds::{Kind, item_path};
 use super::output::to_yaml;
-use crate::client::{Client, Precondition};
-use crate::model;
+use causeway_api::client::{Client, Precondition};
+use causeway_api::model;
 
 /// One document to apply.
 #[derive(Debug)]
@@ -224,7 +224,8 @@ pub(super) async fn apply(c: &Client, a: &ApplyArgs, out: &mut dyn Write) -> Res
                 .map_err(|e| CliError::Io(e.to_string()))?;
             continue;
         }
-        let _: crate::client::Versioned<Value> = c.put(&path, &doc.value, precondition).await?;
+        let _: causeway_api::client::Versioned<Value> =
+            c.put(&path, &doc.value, precondition).await?;
         w(
             out,
             format!(

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::token::MintArgs;
+
 /// The Causeway federation CLI.
 #[derive(Debug, Parser)]
 #[command(name = "causewayctl", version, about = "Manage a Causeway federation")]
@@ -122,41 +124,6 @@ pub enum TokenCommand {
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
     },
-}
-
-/// `token mint` arguments (shared with the server binary).
-#[derive(Debug, Args, Clone)]
-pub struct MintArgs {
-    /// ES256 PKCS#8 private key PEM, or the HS256 secret file.
-    #[arg(long, env = "CAUSEWAY_JWT_KEY_FILE")]
-    pub key_file: PathBuf,
-    /// Algorithm of the key.
-    #[arg(long, value_enum, default_value = "es256")]
-    pub algorithm: Alg,
-    /// Scopes: `admin`, `read`, `cluster:<id>` (repeatable).
-    #[arg(long = "scope", required = true)]
-    pub scopes: Vec<String>,
-    /// Lifetime, e.g. `1h`, `30m`.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    pub ttl: std::time::Duration,
-    /// Audience.
-    #[arg(long, default_value = crate::server::auth::DEFAULT_AUDIENCE)]
-    pub audience: String,
-    /// Issuer.
-    #[arg(long)]
-    pub issuer: Option<String>,
-    /// Subject.
-    #[arg(long)]
-    pub subject: Option<String>,
-}
-
-/// Key algorithms.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Alg {
-    /// ECDSA P-256.
-    Es256,
-    /// HMAC SHA-256.
-    Hs256,
 }
 
 /// `explain` arguments.

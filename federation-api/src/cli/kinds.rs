@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::CliError;
 use super::args::{DeleteArgs, GetArgs};
 use super::output::{print_items, print_one};
-use crate::client::{Client, Precondition};
+use causeway_api::client::{Client, Precondition};
 
 /// A kind as typed on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::CliError;
 use super::args::{Output, WatchArgs};
-use crate::client::Client;
-use crate::server::watch::WatchLine;
+use causeway_api::client::Client;
+use causeway_api::wire::WatchLine;
 
 fn io(e: std::io::Error) -> CliError {
     CliError::Io(e.to_string())

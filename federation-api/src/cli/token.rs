@@ -1,45 +1,15 @@
-//! `token mint` and `token keygen`.
+//! `token mint` and `token keygen` (the minting itself is [`crate::token`]).
 
 use std::io::Write;
 
 use super::CliError;
-use super::args::{Alg, MintArgs, TokenCommand};
-use crate::server::auth::{JwtAlgorithm, JwtConfig, JwtKeys, Scope, generate_es256_pem};
-
-/// Mints a token from `args`; shared with `causeway-federation token`.
-pub fn mint(args: &MintArgs) -> Result<String, CliError> {
-    let scopes = args
-        .scopes
-        .iter()
-        .map(|s| s.parse::<Scope>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let config = match args.algorithm {
-        Alg::Es256 => JwtConfig {
-            algorithm: JwtAlgorithm::ES256,
-            private_key_file: Some(args.key_file.clone()),
-            ..JwtConfig::default()
-        },
-        Alg::Hs256 => JwtConfig {
-            algorithm: JwtAlgorithm::HS256,
-            secret_file: Some(args.key_file.clone()),
-            ..JwtConfig::default()
-        },
-    };
-    let config = JwtConfig {
-        audience: Some(args.audience.clone()),
-        issuer: args.issuer.clone(),
-        ..config
-    };
-    let keys = JwtKeys::load(&config).map_err(|e| CliError::Usage(e.to_string()))?;
-    keys.mint(&scopes, args.ttl, args.subject.as_deref())
-        .map_err(|e| CliError::Usage(e.to_string()))
-}
+use super::args::TokenCommand;
+use crate::token::{generate_es256_pem, mint};
 
 pub(super) fn run(cmd: &TokenCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match cmd {
         TokenCommand::Mint(a) => {
-            let t = mint(a)?;
+            let t = mint(a).map_err(|e| CliError::Usage(e.to_string()))?;
             writeln!(out, "{t}").map_err(|e| CliError::Io(e.to_string()))
         }
         TokenCommand::Keygen { out_dir } => {

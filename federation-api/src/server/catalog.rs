@@ -13,14 +13,13 @@ use bytes::Bytes;
 use causeway_trust::Clock;
 use time::OffsetDateTime;
 
-pub use self::heartbeat::HeartbeatAck;
 pub use self::views::Liveness;
 use super::config::ServerConfig;
 use super::error::ApiError;
 use super::extract::Preconditions;
 use super::metrics::Metrics;
-use crate::model::{KeyLayout, Resource, decode_resource};
 use crate::store::{KeyValue, Page, Precondition, Store, StoreError};
+use causeway_api::model::{KeyLayout, Resource, decode_resource};
 
 /// Retries of an operation while the store is unavailable.
 const RETRIES: u32 = 3;

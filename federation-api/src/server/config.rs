@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::JwtConfig;
+use crate::token::JwtConfig;
 
 /// The default listen address: loopback only, so that a dev server is never
 /// exposed by accident. Set `listen: 0.0.0.0:8080` in a container.

@@ -8,9 +8,11 @@ use tonic::{Request, Response, Status};
 
 use super::AppState;
 use super::routes::authenticate;
-use super::watch::{Item, WatchLine};
-use crate::proto::catalog_server::{Catalog, CatalogServer};
-use crate::proto::{self, EventType};
+use super::watch::Item;
+use causeway_api::model::relative_key;
+use causeway_api::proto::catalog_server::{Catalog, CatalogServer};
+use causeway_api::proto::{self, EventType};
+use causeway_api::wire::WatchLine;
 
 /// The gRPC service.
 #[derive(Debug, Clone)]
@@ -53,7 +55,7 @@ pub(crate) fn to_event(line: WatchLine) -> Option<Result<proto::WatchEvent, Stat
             resources: resources
                 .iter()
                 .map(|r| {
-                    let key = super::watch::relative_key(&r.object_ref());
+                    let key = relative_key(&r.object_ref());
                     resource(
                         r.kind().as_str(),
                         key,

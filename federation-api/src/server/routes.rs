@@ -25,7 +25,9 @@ use utoipa_axum::routes;
 
 use super::catalog::{Listed, Stored};
 use super::error::{ApiError, json_error};
-use super::{AppState, Authn, Principal};
+use super::{AppState, Authn};
+use crate::token::Principal;
+use causeway_api::wire::{FieldError, Page, Problem};
 
 /// The OpenAPI document's static part.
 #[derive(OpenApi)]
@@ -36,7 +38,7 @@ use super::{AppState, Authn, Principal};
         version = "v1"
     ),
     modifiers(&BearerAuth),
-    components(schemas(super::error::Problem, super::error::FieldError, crate::model::Resource)),
+    components(schemas(Problem, FieldError, causeway_api::model::Resource)),
     tags(
         (name = "clusters", description = "Member clusters and their heartbeats"),
         (name = "exports", description = "Service exports of a cluster"),
@@ -271,24 +273,12 @@ impl ListParams {
     }
 }
 
-/// A page of a list response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct PageBody<T: Serialize> {
-    /// The items.
-    pub(crate) items: Vec<T>,
-    /// Pass as `continue` to get the next page; absent on the last page.
-    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
-    pub(crate) continue_token: Option<String>,
-    /// The store revision the page was read at.
-    pub(crate) revision: u64,
-}
-
 pub(crate) fn continue_token(next_after: Option<&str>) -> Option<String> {
     next_after.map(|k| URL_SAFE_NO_PAD.encode(k.as_bytes()))
 }
 
 pub(crate) fn page<T: Serialize>(listed: &Listed, items: Vec<T>) -> Response {
-    axum::Json(PageBody {
+    axum::Json(Page {
         items,
         continue_token: continue_token(listed.next_after.as_deref()),
         revision: listed.revision,

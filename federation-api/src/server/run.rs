@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::auth::JwtAlgorithm;
 use super::config::{ServerConfig, StoreConfig};
 use super::{Server, ServerError};
-use crate::cli::args::MintArgs;
 use crate::store::{EtcdStore, EtcdStoreConfig, EtcdTls, MemoryStore, MemoryStoreConfig, Store};
+use crate::token::{JwtAlgorithm, MintArgs};
 
 /// The Causeway federation API server.
 #[derive(Debug, Parser)]
@@ -174,25 +173,6 @@ pub async fn open_store(c: &StoreConfig) -> Result<Arc<dyn Store>, ServerError> 
     Ok(Arc::new(store))
 }
 
-/// Resolves when the process that started this one has exited, if the
-/// environment has `CAUSEWAY_EXIT_WITH_PARENT` (the test harness and
-/// `causeway-local` set it, so that no server outlives a killed parent);
-/// never otherwise. Used by both server binaries.
-pub async fn parent_exited() {
-    #[cfg(unix)]
-    if std::env::var_os("CAUSEWAY_EXIT_WITH_PARENT").is_some() {
-        let parent = std::os::unix::process::parent_id();
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            if std::os::unix::process::parent_id() != parent {
-                tracing::warn!("parent process exited; stopping");
-                return;
-            }
-        }
-    }
-    std::future::pending::<()>().await
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -211,7 +191,7 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
-        _ = parent_exited() => {},
+        _ = causeway_api::lifecycle::parent_exited() => {},
     }
     tracing::info!("shutdown signal received; draining");
 }
@@ -247,7 +227,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     if let Some(ServerCommand::Token(m)) = &args.command {
-        return match crate::cli::token::mint(m) {
+        return match crate::token::mint(m) {
             Ok(t) => {
                 println!("{t}");
                 ExitCode::SUCCESS

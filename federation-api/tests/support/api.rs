@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_federation::client::Client;
-use causeway_federation::server::auth::generate_es256_pem;
-use causeway_federation::server::{Authn, JwtKeys, Scope, Server, ServerConfig};
+use causeway_api::client::Client;
+use causeway_federation::server::{Authn, Server, ServerConfig};
 use causeway_federation::store::{MemoryStore, Store};
+use causeway_federation::token::{JwtKeys, Scope, generate_es256_pem};
 use serde_json::{Value, json};
 
 pub struct TestServer {

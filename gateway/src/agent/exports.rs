@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use causeway_federation::client::{Client, ClientError, Precondition};
-use causeway_federation::model::{
+use causeway_api::client::{Client, ClientError, Precondition};
+use causeway_api::model::{
     ClusterId, ServiceExport, ServiceExportSpec, ServiceExportStatus, ServiceRef,
 };
 use rand::SeedableRng;

@@ -22,7 +22,7 @@ pub mod mcs;
 
 use std::sync::Arc;
 
-use causeway_federation::model::{CatalogSnapshot, ClusterId};
+use causeway_api::model::{CatalogSnapshot, ClusterId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

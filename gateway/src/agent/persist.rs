@@ -18,7 +18,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use causeway_federation::model::CatalogSnapshot;
+use causeway_api::model::CatalogSnapshot;
 use sha2::{Digest, Sha256};
 
 const MAGIC: &str = "causeway-catalog v1";
@@ -219,7 +219,7 @@ pub fn save(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use causeway_federation::model::{Cluster, ClusterSpec};
+    use causeway_api::model::{Cluster, ClusterSpec};
 
     fn sample() -> CatalogSnapshot {
         let mut s = CatalogSnapshot {

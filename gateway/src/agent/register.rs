@@ -1,7 +1,7 @@
 //! Registration of this cluster in the federation and its heartbeat.
 
-use causeway_federation::client::{Client, Precondition};
-use causeway_federation::model::{Cluster, ClusterId, ClusterSpec};
+use causeway_api::client::{Client, Precondition};
+use causeway_api::model::{Cluster, ClusterId, ClusterSpec};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::watch;
@@ -56,7 +56,7 @@ pub struct Registrar {
 
 impl Registrar {
     /// Registers (creates or replaces the spec of) the cluster record.
-    pub async fn register(&self) -> Result<(), causeway_federation::client::ClientError> {
+    pub async fn register(&self) -> Result<(), causeway_api::client::ClientError> {
         let mut record = self.record.clone();
         record.metadata.resource_version = None;
         let r = self.client.put_cluster(&record, Precondition::None).await;

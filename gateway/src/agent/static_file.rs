@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use causeway_federation::model::{
+use causeway_api::model::{
     Namespace, ServiceExportSpec, ServiceName, ServicePort, ServiceRef, ServiceType, ZoneEndpoints,
 };
 use serde::Deserialize;

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use causeway_federation::client::{Follow, apply_line, grpc_watch_tls, status_error};
-use causeway_federation::model::CatalogSnapshot;
+use causeway_api::client::{Follow, apply_line, grpc_watch_tls, grpc_wire, status_error};
+use causeway_api::model::CatalogSnapshot;
 use futures::{FutureExt as _, StreamExt as _};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -22,7 +22,6 @@ use super::backoff::Backoff;
 use super::metrics::AgentMetrics;
 use super::persist;
 use super::staleness::Staleness;
-use super::wire;
 
 /// Receives every catalog the follower applies.
 pub trait CatalogSink: Send + Sync + 'static {
@@ -38,7 +37,7 @@ pub struct FollowerConfig {
     /// served on the same port).
     pub endpoint: String,
     /// Trust settings for an `https://` endpoint.
-    pub tls: causeway_federation::client::TlsOptions,
+    pub tls: causeway_api::client::TlsOptions,
     /// Bearer token.
     pub token: Option<String>,
     /// Where to persist each applied catalog.
@@ -142,8 +141,8 @@ impl Follower {
         self.tx.send_replace(snapshot);
     }
 
-    fn apply(&mut self, ev: causeway_federation::proto::WatchEvent, changed: &mut bool) -> Step {
-        let line = match wire::to_line(ev) {
+    fn apply(&mut self, ev: causeway_api::proto::WatchEvent, changed: &mut bool) -> Step {
+        let line = match grpc_wire::to_line(ev) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable watch event, relisting");

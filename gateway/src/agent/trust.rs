@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use causeway_federation::client::Client;
-use causeway_federation::model::{CatalogSnapshot, ClusterId, TrustBundle, TrustDomainName};
+use causeway_api::client::Client;
+use causeway_api::model::{CatalogSnapshot, ClusterId, TrustBundle, TrustDomainName};
 use causeway_trust::{Authority, Bundle, BundleSet, BundleStore, TrustDomain};
 use tokio::sync::watch;
 

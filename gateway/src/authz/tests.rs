@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use causeway_federation::model::CatalogSnapshot;
+use causeway_api::model::CatalogSnapshot;
 use causeway_trust::SpiffeId;
 
 use super::*;

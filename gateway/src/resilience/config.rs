@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_federation::model::policy::{
+use causeway_api::model::policy::{
     CircuitBreaker as BreakerSpec, OutlierDetection, RateLimit, RetryPolicy, RollbackGuard,
 };
 

@@ -6,10 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use causeway_federation::model::CatalogSnapshot;
-use causeway_federation::model::policy::{
-    CircuitBreaker as BreakerSpec, OutlierDetection, RetryPolicy,
-};
+use causeway_api::model::CatalogSnapshot;
+use causeway_api::model::policy::{CircuitBreaker as BreakerSpec, OutlierDetection, RetryPolicy};
 use serde::Serialize;
 
 use super::breaker::{BreakerConfig, BreakerStatus, CircuitBreaker};

@@ -490,8 +490,8 @@ mod registry {
     use crate::routing::{
         CatalogView, HealthView, LocalCluster, RouteRequest, RoutingSnapshot, decide,
     };
-    use causeway_federation::model::policy::{OutlierDetection, Percent, Ratio, RollbackGuard};
-    use causeway_federation::model::{
+    use causeway_api::model::policy::{OutlierDetection, Percent, Ratio, RollbackGuard};
+    use causeway_api::model::{
         CatalogSnapshot, Cluster, ClusterSpec, ServiceExport, ServiceExportSpec, ServicePort,
         TrafficPolicy, TrafficPolicySpec, ZoneEndpoints,
     };
@@ -562,9 +562,7 @@ mod registry {
         RoutingSnapshot::build(
             CatalogView::of(cs),
             LocalCluster::from_cluster(
-                &cs.clusters[&"local"
-                    .parse::<causeway_federation::model::ClusterId>()
-                    .unwrap()],
+                &cs.clusters[&"local".parse::<causeway_api::model::ClusterId>().unwrap()],
             ),
         )
     }
@@ -634,12 +632,12 @@ mod registry {
         let mut cs = catalog();
         let key = cs.policies.traffic.keys().next().unwrap().clone();
         let p = cs.policies.traffic.get_mut(&key).unwrap();
-        p.spec.circuit_breaker = Some(causeway_federation::model::policy::CircuitBreaker {
+        p.spec.circuit_breaker = Some(causeway_api::model::policy::CircuitBreaker {
             max_connections: 10,
             max_pending_requests: 10,
             max_requests: 1,
         });
-        p.spec.rate_limit = Some(causeway_federation::model::policy::RateLimit {
+        p.spec.rate_limit = Some(causeway_api::model::policy::RateLimit {
             requests_per_second: 1,
             burst: Some(2),
         });

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use causeway_federation::model::{ResidencyPolicy, ServiceSelector};
+use causeway_api::model::{ResidencyPolicy, ServiceSelector};
 
 use super::request::{HeaderSource, RouteRequest};
 use super::snapshot::ClusterEntry;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use causeway_federation::model::{
+use causeway_api::model::{
     CatalogSnapshot, Cluster, ResidencyPolicy, ServiceExport, ServiceRef, TrafficPolicy,
 };
 use serde::Serialize;

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use causeway_federation::model::policy::RequestClassification;
-use causeway_federation::model::{
+use causeway_api::model::policy::RequestClassification;
+use causeway_api::model::{
     Cluster, ClusterSpec, ResidencyPolicy, ResidencyPolicySpec, ServiceExport, ServiceExportSpec,
     ServicePort, ServiceSelector, TrafficPolicy, TrafficPolicySpec, ZoneEndpoints,
 };
@@ -17,7 +17,7 @@ fn cluster(id: &str, region: &str, zone: &str, jur: &[&str]) -> Cluster {
         region: region.into(),
         zone: zone.into(),
         jurisdictions: jur.iter().map(|s| s.to_string()).collect(),
-        gateway: causeway_federation::model::GatewaySpec {
+        gateway: causeway_api::model::GatewaySpec {
             endpoints: vec![format!("gw.{id}.example:15443").parse().unwrap()],
         },
         trust_domain: format!("{id}.causeway.dev").parse().unwrap(),
@@ -760,7 +760,7 @@ fn export_of_unknown_cluster_is_ignored_and_local_unregistered_works() {
 #[test]
 fn from_catalog_matches_build() {
     let cat = world();
-    let mut cs = causeway_federation::model::CatalogSnapshot {
+    let mut cs = causeway_api::model::CatalogSnapshot {
         revision: 7,
         ..Default::default()
     };

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_federation::client::{Client, Precondition};
-use causeway_federation::model::{Cluster, Resource, ServiceExport};
+use causeway_api::client::{Client, Precondition};
+use causeway_api::model::{Cluster, Resource, ServiceExport};
 use causeway_federation::server::{Authn, Server, ServerConfig};
 use causeway_federation::store::{MemoryStore, Store};
 use serde_json::json;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use causeway_federation::model::{
+use causeway_api::model::{
     AccessPolicy, AccessPolicySpec, AccessRule, CatalogSnapshot, Cluster, ClusterSpec, GatewaySpec,
     ResidencyPolicy, ResidencyPolicySpec, ServiceExport, ServiceExportSpec, ServicePort,
     ServiceSelector, TrafficPolicy, TrafficPolicySpec, ZoneEndpoints,

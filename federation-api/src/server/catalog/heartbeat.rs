@@ -7,25 +7,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Catalog, store_error};
-use crate::model::ClusterId;
 use crate::server::error::ApiError;
 use crate::store::{LeaseId, Precondition, StoreError};
-
-/// The answer to a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatAck {
-    /// The cluster.
-    pub cluster: String,
-    /// Always true after a successful heartbeat.
-    pub connected: bool,
-    /// When this heartbeat was recorded (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub last_heartbeat: OffsetDateTime,
-    /// Seconds until the cluster is reported disconnected without another heartbeat.
-    pub ttl_seconds: u64,
-}
+use causeway_api::model::ClusterId;
+use causeway_api::wire::HeartbeatAck;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

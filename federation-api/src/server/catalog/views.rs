@@ -7,12 +7,12 @@ use time::OffsetDateTime;
 
 use super::Catalog;
 use super::heartbeat::LastSeen;
-use crate::import::derive_import;
-use crate::model::{
+use crate::server::error::ApiError;
+use causeway_api::import::derive_import;
+use causeway_api::model::{
     Cluster, ClusterId, ClusterStatus, ParsedKey, Resource, ServiceExport, ServiceExportStatus,
     ServiceImport, ServiceRef,
 };
-use crate::server::error::ApiError;
 
 /// Which clusters heartbeat, and when they last did.
 #[derive(Debug, Clone, Default)]

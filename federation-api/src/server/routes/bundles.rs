@@ -8,11 +8,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{Caller, ListParams, decode_body, page, parse_param, put_response, same};
-use crate::model::{Cluster, ClusterId, Resource, TrustBundle, TrustDomainName};
 use crate::server::AppState;
 use crate::server::catalog::Catalog;
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::ApiError;
 use crate::server::extract::{Preconditions, StrictJson, etag};
+use causeway_api::model::{Cluster, ClusterId, Resource, TrustBundle, TrustDomainName};
+use causeway_api::wire::Problem;
 
 /// List the trust domains and their bundles (TrustBundle resources).
 #[utoipa::path(get, path = "/v1/trust-domains", tag = "trust",

@@ -6,11 +6,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{Caller, ListParams, decode_body, page, parse_param, put_response, same, with_etag};
-use crate::model::{Cluster, ClusterId, Resource};
 use crate::server::AppState;
-use crate::server::catalog::{Catalog, HeartbeatAck};
-use crate::server::error::{ApiError, Problem};
+use crate::server::catalog::Catalog;
+use crate::server::error::ApiError;
 use crate::server::extract::{Preconditions, StrictJson};
+use causeway_api::model::{Cluster, ClusterId, Resource};
+use causeway_api::wire::HeartbeatAck;
+use causeway_api::wire::Problem;
 
 /// List clusters.
 #[utoipa::path(get, path = "/v1/clusters", tag = "clusters",

@@ -9,15 +9,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{Caller, ListParams, decode_body, page, parse_param, put_response, same, with_etag};
-use crate::model::policy::export_allowed;
-use crate::model::{
+use crate::server::AppState;
+use crate::server::catalog::Catalog;
+use crate::server::error::ApiError;
+use crate::server::extract::{Preconditions, StrictJson};
+use causeway_api::model::policy::export_allowed;
+use causeway_api::model::{
     ClusterId, ExportPolicy, Namespace, PolicyKind, Resource, ServiceExport, ServiceName,
     ServiceRef,
 };
-use crate::server::AppState;
-use crate::server::catalog::Catalog;
-use crate::server::error::{ApiError, Problem};
-use crate::server::extract::{Preconditions, StrictJson};
+use causeway_api::wire::Problem;
 
 /// Fills the status of `targets` from every export of their services.
 async fn decorate(cat: &Catalog, targets: &mut [ServiceExport]) -> Result<(), ApiError> {

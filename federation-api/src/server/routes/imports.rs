@@ -7,10 +7,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Caller, PageBody, parse_param, query_map};
-use crate::model::{Namespace, ServiceImport, ServiceName, ServiceRef};
+use super::{Caller, parse_param, query_map};
 use crate::server::AppState;
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::ApiError;
+use causeway_api::model::{Namespace, ServiceImport, ServiceName, ServiceRef};
+use causeway_api::wire::Page;
+use causeway_api::wire::Problem;
 
 /// List the derived imports.
 #[utoipa::path(get, path = "/v1/imports", tag = "imports",
@@ -72,7 +74,7 @@ pub(super) async fn list_imports(
     } else {
         None
     };
-    Ok(axum::Json(PageBody {
+    Ok(axum::Json(Page {
         items,
         continue_token,
         revision,

@@ -5,7 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::server::AppState;
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::ApiError;
+use causeway_api::wire::Problem;
 
 /// Liveness: the process serves requests.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "ok", body = String)))]

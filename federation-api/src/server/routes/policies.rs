@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{Caller, ListParams, decode_body, page, parse_param, put_response, same, with_etag};
-use crate::model::{PolicyKind, PolicyName, Resource};
 use crate::server::AppState;
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::ApiError;
 use crate::server::extract::{Preconditions, StrictJson};
+use causeway_api::model::{PolicyKind, PolicyName, Resource};
+use causeway_api::wire::Problem;
 
 fn kind_of(kind: &str) -> Result<PolicyKind, ApiError> {
     parse_param("kind", kind)
@@ -81,22 +82,22 @@ fn decode_policy(
     }
     Ok(match kind {
         PolicyKind::Residency => {
-            let p: crate::model::ResidencyPolicy = decode_body(body)?;
+            let p: causeway_api::model::ResidencyPolicy = decode_body(body)?;
             let n = p.name().to_string();
             (Resource::ResidencyPolicy(p), n)
         }
         PolicyKind::Traffic => {
-            let p: crate::model::TrafficPolicy = decode_body(body)?;
+            let p: causeway_api::model::TrafficPolicy = decode_body(body)?;
             let n = p.name().to_string();
             (Resource::TrafficPolicy(p), n)
         }
         PolicyKind::Access => {
-            let p: crate::model::AccessPolicy = decode_body(body)?;
+            let p: causeway_api::model::AccessPolicy = decode_body(body)?;
             let n = p.name().to_string();
             (Resource::AccessPolicy(p), n)
         }
         PolicyKind::Export => {
-            let p: crate::model::ExportPolicy = decode_body(body)?;
+            let p: causeway_api::model::ExportPolicy = decode_body(body)?;
             let n = p.name().to_string();
             (Resource::ExportPolicy(p), n)
         }

@@ -8,8 +8,9 @@ use tokio_stream::StreamExt;
 
 use super::{Caller, query_map};
 use crate::server::AppState;
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::ApiError;
 use crate::server::watch::{Item, ndjson_line};
+use causeway_api::wire::Problem;
 
 /// Parses `since`.
 pub(crate) fn parse_since(raw: Option<&str>) -> Result<Option<u64>, ApiError> {

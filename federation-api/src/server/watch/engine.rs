@@ -12,17 +12,18 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{WatchLine, relative_key};
-use crate::model::{
-    CatalogEvent, CatalogSnapshot, ClusterId, ClusterStatus, ObjectRef, ParsedKey, Resource,
-    ServiceRef,
-};
-use crate::proto;
 use crate::server::catalog::{Catalog, decode_stored, store_error};
 use crate::server::error::ApiError;
 use crate::store::{
     KeyValue, Page, RangeResponse, StoreError, WatchEvent, WatchEventKind, WatchStream,
 };
+use causeway_api::model::relative_key;
+use causeway_api::model::{
+    CatalogEvent, CatalogSnapshot, ClusterId, ClusterStatus, ObjectRef, ParsedKey, Resource,
+    ServiceRef,
+};
+use causeway_api::proto;
+use causeway_api::wire::WatchLine;
 
 /// How long to wait for the store to report a compacted start revision
 /// before the response starts.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use causeway_federation::model::ServiceRef;
+use causeway_api::model::ServiceRef;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;

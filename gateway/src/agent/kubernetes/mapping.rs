@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use causeway_federation::model::{
+use causeway_api::model::{
     self, ConditionStatus, ConditionType, Protocol, ServiceExportSpec, ServiceType, ZoneEndpoints,
 };
 use k8s_openapi::api::core::v1::Service;

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use causeway_federation::model::{
+use causeway_api::model::{
     Condition as ApiCondition, ConditionStatus, ConditionType, ServiceExportStatus,
 };
 

@@ -1,9 +1,10 @@
 //! Decoding of the gRPC watch events into [`WatchLine`]s (the same lines as
 //! the NDJSON stream), so one pure follower applies both.
 
-use causeway_federation::model::{ExportKey, Kind, ObjectRef, Resource, ServiceRef};
-use causeway_federation::proto::{EventType, WatchEvent};
-use causeway_federation::server::watch::WatchLine;
+use crate::model::parse_relative_key;
+use crate::model::{Kind, Resource};
+use crate::proto::{EventType, WatchEvent};
+use crate::wire::WatchLine;
 
 /// A gRPC event that could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,34 +27,6 @@ fn resource(rev: i64, json: &[u8]) -> Result<Resource, WireError> {
     serde_json::from_slice(json).map_err(|e| WireError {
         revision: rev,
         reason: e.to_string(),
-    })
-}
-
-/// Parses a relative key (`clusters/<id>`, `exports/<ns>/<name>/<cluster>`,
-/// `imports/<ns>/<name>`, `bundles/<td>`, `policies/<kind>/<name>`).
-pub fn object_ref(key: &str) -> Option<ObjectRef> {
-    let parts: Vec<&str> = key.split('/').collect();
-    Some(match parts.as_slice() {
-        ["clusters", c] => ObjectRef::Cluster {
-            name: c.parse().ok()?,
-        },
-        ["exports", ns, name, c] => ObjectRef::ServiceExport {
-            key: ExportKey {
-                service: ServiceRef::new(ns.parse().ok()?, name.parse().ok()?),
-                cluster: c.parse().ok()?,
-            },
-        },
-        ["imports", ns, name] => ObjectRef::ServiceImport {
-            service: ServiceRef::new(ns.parse().ok()?, name.parse().ok()?),
-        },
-        ["bundles", td] => ObjectRef::TrustBundle {
-            name: td.parse().ok()?,
-        },
-        ["policies", kind, name] => ObjectRef::Policy {
-            policy: kind.parse().ok()?,
-            name: name.parse().ok()?,
-        },
-        _ => return None,
     })
 }
 
@@ -94,7 +67,7 @@ pub fn to_line(ev: WatchEvent) -> Result<WatchLine, WireError> {
                 .resource
                 .as_ref()
                 .ok_or_else(|| err("delete without resource"))?;
-            let object = object_ref(&r.key).ok_or_else(|| err("unknown key"))?;
+            let object = parse_relative_key(&r.key).ok_or_else(|| err("unknown key"))?;
             let kind: Kind = object.kind();
             Ok(WatchLine::Delete {
                 revision: rev,
@@ -111,46 +84,13 @@ pub fn to_line(ev: WatchEvent) -> Result<WatchLine, WireError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use causeway_federation::model::PolicyKind;
-
-    #[test]
-    fn keys_parse_to_object_refs() {
-        assert!(matches!(
-            object_ref("clusters/eu-1"),
-            Some(ObjectRef::Cluster { .. })
-        ));
-        match object_ref("exports/shop/cart/eu-1") {
-            Some(ObjectRef::ServiceExport { key }) => {
-                assert_eq!(key.to_string(), "shop/cart/eu-1");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            object_ref("imports/shop/cart"),
-            Some(ObjectRef::ServiceImport { .. })
-        ));
-        assert!(matches!(
-            object_ref("bundles/eu.example"),
-            Some(ObjectRef::TrustBundle { .. })
-        ));
-        assert!(matches!(
-            object_ref("policies/traffic/canary"),
-            Some(ObjectRef::Policy {
-                policy: PolicyKind::Traffic,
-                ..
-            })
-        ));
-        assert_eq!(object_ref("exports/shop/cart"), None);
-        assert_eq!(object_ref("clusters/Not_Valid"), None);
-        assert_eq!(object_ref("heartbeats/eu-1"), None);
-    }
 
     #[test]
     fn delete_event_decodes_with_its_object() {
         let ev = WatchEvent {
             r#type: EventType::Delete as i32,
             revision: 9,
-            resource: Some(causeway_federation::proto::Resource {
+            resource: Some(crate::proto::Resource {
                 kind: "ServiceExport".into(),
                 key: "exports/shop/cart/eu-1".into(),
                 json: Vec::new(),
@@ -171,7 +111,7 @@ mod tests {
         let ev = WatchEvent {
             r#type: EventType::Put as i32,
             revision: 3,
-            resource: Some(causeway_federation::proto::Resource {
+            resource: Some(crate::proto::Resource {
                 kind: "Cluster".into(),
                 key: "clusters/x".into(),
                 json: b"{not json".to_vec(),

@@ -1,10 +1,11 @@
 //! A typed client of the federation REST API and its watch streams (NDJSON
 //! and gRPC). Used by `causewayctl` and by gateways' cluster agents.
 //!
-//! Plain `http://` only for now; TLS termination in front of the API is
-//! expected to be handled by a proxy until the client grows rustls support.
+//! `http://` and `https://` servers; an https server is verified against the
+//! system's CAs plus those of [`TlsOptions`].
 
 mod follow;
+pub mod grpc_wire;
 mod http;
 mod tls;
 mod typed;
@@ -19,8 +20,7 @@ pub use self::http::RawResponse;
 use self::http::{Transport, api_error};
 pub use self::tls::TlsOptions;
 pub use self::watch::{NdjsonWatch, grpc_watch, grpc_watch_tls, status_error};
-use crate::server::error::Problem;
-use crate::server::watch::WatchLine;
+use crate::wire::{HeartbeatAck, Page, Problem, WatchLine};
 
 /// Errors of the client.
 #[derive(Debug, thiserror::Error)]
@@ -104,20 +104,6 @@ impl Precondition {
             Self::Revision(r) => vec![(header::IF_MATCH, format!("\"{r}\""))],
         }
     }
-}
-
-/// One page of a list.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page<T> {
-    /// The items of this page.
-    pub items: Vec<T>,
-    /// The token of the next page, if any.
-    #[serde(default, rename = "continue")]
-    pub continue_token: Option<String>,
-    /// The store revision of the list.
-    #[serde(default)]
-    pub revision: u64,
 }
 
 /// The federation API client.
@@ -270,7 +256,7 @@ impl Client {
     }
 
     /// Sends a heartbeat for `cluster`.
-    pub async fn heartbeat(&self, cluster: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn heartbeat(&self, cluster: &str) -> Result<HeartbeatAck, ClientError> {
         self.post(&format!("/v1/clusters/{cluster}/heartbeat"))
             .await
     }

@@ -27,7 +27,7 @@ pub use export::{
     ExportKey, Protocol, ServiceExport, ServiceExportSpec, ServiceExportStatus, ServicePort,
     ServiceType, ZoneEndpoints,
 };
-pub use keys::{DEFAULT_PREFIX, KeyLayout, ParsedKey};
+pub use keys::{DEFAULT_PREFIX, KeyLayout, ParsedKey, parse_relative_key, relative_key};
 pub use meta::{
     API_VERSION, AccessPolicyKind, ApiVersion, BundleMeta, ClusterKind, ClusterMeta, ExportMeta,
     ExportPolicyKind, ImportMeta, PolicyMeta, ResidencyPolicyKind, Revision, ServiceExportKind,

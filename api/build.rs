@@ -1,4 +1,6 @@
-//! Generates the gRPC watch service from `proto/` with the system `protoc`.
+//! Generates the gRPC watch messages, client and server stubs from `proto/`
+//! with the system `protoc`. The server stub needs tonic's `codegen` only
+//! (no axum): `causeway-federation` mounts it on its own router.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

@@ -271,6 +271,9 @@ fn key_layout_round_trips() {
     }
     assert_eq!(l.parse(&l.heartbeat(&c)), Some(ParsedKey::Heartbeat(c)));
     assert_eq!(l.parse("/causeway/v1/unknown/x"), None);
+    // Imports are derived, never stored: no key of the layout names one.
+    assert_eq!(l.parse("/causeway/v1/imports/payments/checkout"), None);
+    assert_eq!(l.parse("/causeway/v1/heartbeats/eu-west-1/x"), None);
     assert_eq!(l.parse("/other/clusters/x"), None);
     assert_eq!(
         KeyLayout::new("/p/").cluster(&ClusterId::new("a").unwrap()),
@@ -430,4 +433,51 @@ fn snapshot_applies_events_and_derives_imports() {
     let ev_text = serde_json::to_string(&put(16, cluster("a", "r").into())).unwrap();
     let ev: CatalogEvent = serde_json::from_str(&ev_text).unwrap();
     assert_eq!(ev.revision(), 16);
+}
+
+#[test]
+fn keys_parse_to_object_refs() {
+    assert!(matches!(
+        parse_relative_key("clusters/eu-1"),
+        Some(ObjectRef::Cluster { .. })
+    ));
+    match parse_relative_key("exports/shop/cart/eu-1") {
+        Some(ObjectRef::ServiceExport { key }) => {
+            assert_eq!(key.to_string(), "shop/cart/eu-1");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse_relative_key("imports/shop/cart"),
+        Some(ObjectRef::ServiceImport { .. })
+    ));
+    assert!(matches!(
+        parse_relative_key("bundles/eu.example"),
+        Some(ObjectRef::TrustBundle { .. })
+    ));
+    assert!(matches!(
+        parse_relative_key("policies/traffic/canary"),
+        Some(ObjectRef::Policy {
+            policy: PolicyKind::Traffic,
+            ..
+        })
+    ));
+    assert_eq!(parse_relative_key("exports/shop/cart"), None);
+    assert_eq!(parse_relative_key("clusters/Not_Valid"), None);
+    assert_eq!(parse_relative_key("heartbeats/eu-1"), None);
+}
+
+#[test]
+fn relative_keys_parse_back_to_their_object() {
+    for key in [
+        "clusters/eu-1",
+        "exports/shop/cart/eu-1",
+        "imports/shop/cart",
+        "bundles/eu.example",
+        "policies/traffic/canary",
+        "policies/residency/eu-only",
+    ] {
+        let obj = parse_relative_key(key).unwrap();
+        assert_eq!(relative_key(&obj), key);
+    }
 }

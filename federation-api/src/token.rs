@@ -1,4 +1,6 @@
-//! JWT bearer authentication and scope-based authorization.
+//! API tokens: keys, algorithms, scopes, verification, minting and key
+//! generation. The server verifies with it; `causewayctl token` and
+//! `causeway-federation token` mint with it (one [`MintArgs`], one [`mint`]).
 //!
 //! The algorithm comes from the configured key (ES256 key pair or HS256
 //! secret), never from the token. `exp` and `aud` are required, `iss` when
@@ -154,13 +156,16 @@ impl Principal {
     }
 }
 
-/// Which kind of key signs the tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Which kind of key signs the tokens (`ES256`/`HS256` in config files,
+/// `es256`/`hs256` on the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 pub enum JwtAlgorithm {
     /// ECDSA P-256 with SHA-256: verify with the public key, mint with the private key.
     #[default]
+    #[value(name = "es256")]
     ES256,
     /// HMAC SHA-256 with a shared secret.
+    #[value(name = "hs256")]
     HS256,
 }
 
@@ -400,6 +405,56 @@ impl JwtKeys {
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key).map_err(AuthError::Sign)
     }
+}
+
+/// What to mint: the flags of `causewayctl token mint` and of
+/// `causeway-federation token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MintArgs {
+    /// ES256 PKCS#8 private key PEM, or the HS256 secret file.
+    #[arg(long, env = "CAUSEWAY_JWT_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// Algorithm of the key.
+    #[arg(long, value_enum, default_value = "es256")]
+    pub algorithm: JwtAlgorithm,
+    /// Scopes: `admin`, `read`, `cluster:<id>` (repeatable).
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// Lifetime, e.g. `1h`, `30m`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// Audience.
+    #[arg(long, default_value = DEFAULT_AUDIENCE)]
+    pub audience: String,
+    /// Issuer.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+}
+
+/// Mints a token as `args` say: loads the key, checks the scopes, signs.
+pub fn mint(args: &MintArgs) -> Result<String, AuthError> {
+    let scopes = args
+        .scopes
+        .iter()
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let key_file = Some(args.key_file.clone());
+    let (private_key_file, secret_file) = match args.algorithm {
+        JwtAlgorithm::ES256 => (key_file, None),
+        JwtAlgorithm::HS256 => (None, key_file),
+    };
+    let config = JwtConfig {
+        algorithm: args.algorithm,
+        private_key_file,
+        secret_file,
+        audience: Some(args.audience.clone()),
+        issuer: args.issuer.clone(),
+        ..JwtConfig::default()
+    };
+    JwtKeys::load(&config)?.mint(&scopes, args.ttl, args.subject.as_deref())
 }
 
 /// Generates an ES256 key pair as (PKCS#8 private PEM, SPKI public PEM).

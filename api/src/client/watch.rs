@@ -6,7 +6,7 @@ use http_body_util::BodyExt;
 use super::ClientError;
 use super::TlsOptions;
 use crate::proto;
-use crate::server::watch::WatchLine;
+use crate::wire::WatchLine;
 
 /// An open NDJSON watch; call [`NdjsonWatch::next`] until it returns `None`.
 #[derive(Debug)]
@@ -144,7 +144,7 @@ pub fn status_error(s: tonic::Status) -> ClientError {
         Code::NotFound => 404,
         _ => 500,
     };
-    ClientError::Api(Box::new(crate::server::error::Problem {
+    ClientError::Api(Box::new(crate::wire::Problem {
         type_uri: "about:blank".into(),
         title: format!("{:?}", s.code()),
         status,

@@ -8,7 +8,9 @@
 //! <prefix>/heartbeats/<cluster>          (attached to a lease)
 //! ```
 //!
-//! The prefix is configurable and defaults to `/causeway/v1`.
+//! The prefix is configurable and defaults to `/causeway/v1`. What follows
+//! the prefix is an object's [`relative_key`], which also names resources in
+//! watch events.
 
 use super::export::ExportKey;
 use super::names::{ClusterId, Namespace, PolicyName, ServiceName, ServiceRef, TrustDomainName};
@@ -149,26 +151,62 @@ impl KeyLayout {
     /// with invalid names.
     pub fn parse(&self, key: &str) -> Option<ParsedKey> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
-        let parts: Vec<&str> = rest.split('/').collect();
-        Some(match parts.as_slice() {
-            ["clusters", c] => ParsedKey::Object(ObjectRef::Cluster {
-                name: c.parse().ok()?,
-            }),
-            ["exports", ns, name, c] => ParsedKey::Object(ObjectRef::ServiceExport {
-                key: ExportKey {
-                    service: ServiceRef::new(ns.parse().ok()?, name.parse().ok()?),
-                    cluster: c.parse().ok()?,
-                },
-            }),
-            ["bundles", td] => ParsedKey::Object(ObjectRef::TrustBundle {
-                name: td.parse().ok()?,
-            }),
-            ["policies", kind, name] => ParsedKey::Object(ObjectRef::Policy {
-                policy: kind.parse().ok()?,
-                name: name.parse().ok()?,
-            }),
-            ["heartbeats", c] => ParsedKey::Heartbeat(c.parse().ok()?),
-            _ => return None,
-        })
+        if let Some(cluster) = rest.strip_prefix("heartbeats/") {
+            return Some(ParsedKey::Heartbeat(cluster.parse().ok()?));
+        }
+        match parse_relative_key(rest)? {
+            // Imports are derived on read, never stored.
+            ObjectRef::ServiceImport { .. } => None,
+            obj => Some(ParsedKey::Object(obj)),
+        }
     }
+}
+
+/// The key of an object relative to the prefix: `clusters/<id>`,
+/// `exports/<ns>/<name>/<cluster>`, `imports/<ns>/<name>`, `bundles/<td>`,
+/// `policies/<kind>/<name>`. Watch events name their resource by it
+/// (imports have one although they are never stored).
+pub fn relative_key(obj: &ObjectRef) -> String {
+    match obj {
+        ObjectRef::Cluster { name } => format!("clusters/{name}"),
+        ObjectRef::ServiceExport { key } => {
+            format!(
+                "exports/{}/{}/{}",
+                key.service.namespace, key.service.name, key.cluster
+            )
+        }
+        ObjectRef::ServiceImport { service } => {
+            format!("imports/{}/{}", service.namespace, service.name)
+        }
+        ObjectRef::TrustBundle { name } => format!("bundles/{name}"),
+        ObjectRef::Policy { policy, name } => format!("policies/{policy}/{name}"),
+    }
+}
+
+/// Parses a [`relative_key`] back to its object; `None` for other keys or
+/// invalid names.
+pub fn parse_relative_key(key: &str) -> Option<ObjectRef> {
+    let parts: Vec<&str> = key.split('/').collect();
+    Some(match parts.as_slice() {
+        ["clusters", c] => ObjectRef::Cluster {
+            name: c.parse().ok()?,
+        },
+        ["exports", ns, name, c] => ObjectRef::ServiceExport {
+            key: ExportKey {
+                service: ServiceRef::new(ns.parse().ok()?, name.parse().ok()?),
+                cluster: c.parse().ok()?,
+            },
+        },
+        ["imports", ns, name] => ObjectRef::ServiceImport {
+            service: ServiceRef::new(ns.parse().ok()?, name.parse().ok()?),
+        },
+        ["bundles", td] => ObjectRef::TrustBundle {
+            name: td.parse().ok()?,
+        },
+        ["policies", kind, name] => ObjectRef::Policy {
+            policy: kind.parse().ok()?,
+            name: name.parse().ok()?,
+        },
+        _ => return None,
+    })
 }

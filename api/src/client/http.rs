@@ -10,7 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::{ClientError, TlsOptions};
-use crate::server::error::Problem;
+use crate::wire::Problem;
 
 /// A raw HTTP response.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! follower (the gateway adds reconnects, back-off and persistence).
 
 use crate::model::CatalogSnapshot;
-use crate::server::watch::WatchLine;
+use crate::wire::WatchLine;
 
 /// What the follower must do after a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
