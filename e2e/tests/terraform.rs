@@ -248,20 +248,6 @@ fn every_file_parses_and_modules_have_the_standard_layout() {
                 p.key()
             );
         }
-        // Module READMEs list every input and output.
-        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
-        for v in variables(&dir).keys() {
-            assert!(
-                readme.contains(&format!("`{v}`")),
-                "{m}/README.md lacks input `{v}`"
-            );
-        }
-        for o in outputs(&dir) {
-            assert!(
-                readme.contains(&format!("`{o}`")),
-                "{m}/README.md lacks output `{o}`"
-            );
-        }
     }
     let two_cloud = tf_root().join("examples/eks-gke-federation");
     assert!(two_cloud.join("main.tf").is_file());
@@ -1564,4 +1550,314 @@ fn variable_validations_accept_and_refuse() {
             "{module}: {name} = {bad} not refused by its validation:\n{out}"
         );
     }
+}
+
+// ---------------------------------------------------------------- READMEs --
+
+const DOCS_BEGIN: &str = "<!-- BEGIN_TF_DOCS (generated from variables.tf and outputs.tf) -->";
+const DOCS_END: &str = "<!-- END_TF_DOCS -->";
+
+/// A type constraint or default on one line: `object({ a = string, b = optional(number, 1) })`.
+fn one_line(e: &Expression) -> String {
+    match e {
+        Expression::FuncCall(f) => format!(
+            "{}({})",
+            f.name.name.as_str(),
+            f.args.iter().map(one_line).collect::<Vec<_>>().join(", ")
+        ),
+        Expression::Object(o) if !o.is_empty() => format!(
+            "{{ {} }}",
+            o.iter()
+                .map(|(k, v)| format!("{} = {}", object_key(k), one_line(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Expression::Array(items) => format!(
+            "[{}]",
+            items.iter().map(one_line).collect::<Vec<_>>().join(", ")
+        ),
+        other => other
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+fn cell(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
+fn description(block: &Block) -> String {
+    match attr(block.body(), "description") {
+        Some(Expression::String(s)) => cell(s),
+        Some(other) => cell(&other.to_string()),
+        None => String::new(),
+    }
+}
+
+/// The Inputs and Outputs tables of a module, in declaration order.
+fn docs_table(dir: &Path) -> String {
+    let blocks = module_blocks(dir);
+    let mut out = String::from(
+        "## Inputs\n\n| Name | Description | Type | Default | Required |\n|---|---|---|---|:---:|\n",
+    );
+    for v in blocks.iter().filter(|b| b.identifier() == "variable") {
+        let body = v.body();
+        let default = attr(body, "default");
+        out.push_str(&format!(
+            "| `{}` | {} | `{}` | {} | {} |\n",
+            label(v, 0),
+            description(v),
+            attr(body, "type").map(one_line).unwrap_or_default(),
+            default.map_or("n/a".to_owned(), |d| format!("`{}`", one_line(d))),
+            if default.is_some() { "no" } else { "yes" },
+        ));
+    }
+    out.push_str("\n## Outputs\n\n| Name | Description |\n|---|---|\n");
+    for o in blocks.iter().filter(|b| b.identifier() == "output") {
+        out.push_str(&format!("| `{}` | {} |\n", label(o, 0), description(o)));
+    }
+    out
+}
+
+/// Each module README's tables are generated from its declarations; run
+/// with `CAUSEWAY_BLESS=1` to rewrite them after changing a variable or output.
+#[test]
+fn module_readmes_list_inputs_and_outputs_as_declared() {
+    let bless = std::env::var_os("CAUSEWAY_BLESS").is_some();
+    let mut stale = Vec::new();
+    for m in MODULES {
+        let dir = tf_root().join(m);
+        let path = dir.join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (Some(begin), Some(end)) = (readme.find(DOCS_BEGIN), readme.find(DOCS_END)) else {
+            panic!("{m}/README.md lacks the {DOCS_BEGIN} ... {DOCS_END} section")
+        };
+        let current = &readme[begin + DOCS_BEGIN.len()..end];
+        let wanted = format!("\n{}", docs_table(&dir));
+        if current != wanted {
+            if bless {
+                let updated = format!(
+                    "{}{wanted}{}",
+                    &readme[..begin + DOCS_BEGIN.len()],
+                    &readme[end..]
+                );
+                std::fs::write(&path, updated).unwrap();
+            } else {
+                stale.push(m);
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "README tables out of date in {stale:?}: run CAUSEWAY_BLESS=1 cargo test -p causeway-e2e --test terraform"
+    );
+}
+
+// ------------------------------------------ release module values, rendered --
+
+/// The helm binary from scripts/helm.sh (found or installed once).
+fn helm() -> &'static Path {
+    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        let script = repo_root().join("scripts/helm.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "scripts/helm.sh could not provide helm v4 (this test needs it, it does not skip):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+/// The shared release module reduced to its variables and locals: all it
+/// computes for the chart needs no provider, so terraform evaluates it here.
+struct ReleaseValues {
+    scratch: tempfile::TempDir,
+}
+
+impl ReleaseValues {
+    fn new() -> Self {
+        let release = Module::load("modules/causeway-release");
+        // Locals blocks that read only variables and locals (not the ones
+        // reading back the Services' load balancer status).
+        let provider_free = |b: &Block| {
+            body_exprs(b.body()).iter().all(|e| {
+                let mut r = Vec::new();
+                refs(e, &[], &mut r);
+                r.iter().all(|r| r.root == "var" || r.root == "local")
+            })
+        };
+        let blocks: Vec<Block> = release
+            .blocks
+            .iter()
+            .filter(|b| {
+                b.identifier() == "variable" || (b.identifier() == "locals" && provider_free(b))
+            })
+            .cloned()
+            .collect();
+        assert!(
+            blocks
+                .iter()
+                .any(|b| attr(b.body(), "chart_values").is_some()),
+            "the chart_values local reads more than variables"
+        );
+        ReleaseValues {
+            scratch: scratch_module(blocks),
+        }
+    }
+
+    /// `expr` evaluated by `terraform console` with `vars`, as JSON.
+    fn eval(&self, expr: &str, vars: &[(&str, &str)]) -> Value {
+        use std::io::Write;
+        let mut cmd = terraform(self.scratch.path());
+        cmd.args(["console", "-no-color"]);
+        for (k, v) in vars {
+            cmd.arg("-var").arg(format!("{k}={v}"));
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}", terraform_missing(&e)));
+        writeln!(child.stdin.take().unwrap(), "jsonencode({expr})").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "terraform console {expr}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The console prints the JSON text as a quoted string.
+        let text: String = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "console printed {stdout}{}: {e}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The chart rendered by helm with the values terraform computed.
+    fn render(&self, release: &str, vars: &[(&str, &str)]) -> Vec<Value> {
+        let values = self.eval("local.chart_values", vars);
+        let file = self.scratch.path().join("values.json");
+        std::fs::write(&file, values.to_string()).unwrap();
+        let chart = repo_root().join("charts/causeway");
+        let out = Command::new(helm())
+            .args(["template", release])
+            .arg(&chart)
+            .args(["--namespace", "causeway", "-f"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm template with the module's values failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut docs = Vec::new();
+        for de in serde_norway::Deserializer::from_str(&text) {
+            let v = <Value as serde::Deserialize>::deserialize(de).unwrap();
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+        docs
+    }
+}
+
+fn manifest<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+/// CIDRs the gateway NetworkPolicy admits on the east-west port; None: any.
+fn east_west_from(policy: &Value) -> Option<Vec<String>> {
+    let rule = &policy["spec"]["ingress"][0];
+    assert_eq!(rule["ports"][0]["port"], 15443, "{rule}");
+    rule.get("from").map(|from| {
+        from.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["ipBlock"]["cidr"].as_str().unwrap().to_owned())
+            .collect()
+    })
+}
+
+#[test]
+fn release_module_values_render_with_the_chart() {
+    let values = ReleaseValues::new();
+    let cluster = r#"{ id = "eks-eu-west-1", cloud = "aws", region = "eu-west-1", zone = "eu-west-1a", jurisdictions = ["eu", "ie"], trust_domain = "eks-eu-west-1.causeway.example.com" }"#;
+    let base = [
+        ("release_name", "edge"),
+        ("namespace", "causeway"),
+        ("cluster", cluster),
+        ("federation_endpoint", "https://federation.example.com"),
+        ("gateway_identity_secret_name", "causeway-gateway-svid"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+        base.iter().chain(extra).copied().collect()
+    };
+    // Peers (their egress) plus the NLB's subnets for its health checks.
+    let vars = with(&[
+        (
+            "east_west_source_ranges",
+            r#"["198.51.100.7/32", "203.0.113.0/28"]"#,
+        ),
+        (
+            "east_west_health_check_cidrs",
+            r#"["10.0.0.0/24", "198.51.100.7/32"]"#,
+        ),
+    ]);
+    let docs = values.render("edge", &vars);
+    let sa: Value = values.eval("local.gateway_service_account_name", &vars);
+    let service: Value = values.eval("local.gateway_service_name", &vars);
+    let gateway = sa.as_str().unwrap();
+    assert_eq!(gateway, "edge-causeway-gateway");
+    // The names the module computes (for identity bindings and the read-back
+    // of the load balancer address) are the names the chart renders.
+    manifest(&docs, "ServiceAccount", gateway);
+    let svc = manifest(&docs, "Service", service.as_str().unwrap());
+    assert_eq!(
+        svc["spec"]["loadBalancerSourceRanges"],
+        serde_json::json!(["198.51.100.7/32", "203.0.113.0/28"]),
+        "the load balancer admits the peers only"
+    );
+    let policy = manifest(&docs, "NetworkPolicy", gateway);
+    assert_eq!(
+        east_west_from(policy),
+        Some(vec![
+            "198.51.100.7/32".to_owned(),
+            "203.0.113.0/28".to_owned(),
+            "10.0.0.0/24".to_owned()
+        ]),
+        "the NetworkPolicy admits the peers and the health checks"
+    );
+    // No source ranges: open to any source, health-check CIDRs or not.
+    let open = values.render(
+        "edge",
+        &with(&[("east_west_health_check_cidrs", r#"["10.0.0.0/24"]"#)]),
+    );
+    assert_eq!(
+        east_west_from(manifest(&open, "NetworkPolicy", gateway)),
+        None
+    );
+    // A release name holding "causeway" is the full name, as in the chart.
+    let short: Value = values.eval(
+        "local.gateway_service_account_name",
+        &[("release_name", "causeway")],
+    );
+    assert_eq!(short, "causeway-gateway");
 }

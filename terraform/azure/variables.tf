@@ -228,7 +228,7 @@ variable "dns_record" {
 }
 
 variable "workload_identity" {
-  description = "Azure Workload Identity for the gateway's ServiceAccount: a user-assigned identity (identity_name, default causeway-<cluster_id>-gateway, in resource_group_name) federated with it and allowed to read the federation token and extra_secret_ids (Key Vault secret resource ids, e.g. an SVID source): Key Vault Secrets User on each secret (key_vault_authorization rbac) or a get-secrets access policy (access_policy). The ServiceAccount gets the azure.workload.identity client-id and tenant-id annotations that External Secrets Operator (SecretStore serviceAccountRef) and the Secrets Store CSI driver use. Needs the cluster's OIDC issuer and Workload Identity. Null: none."
+  description = "Azure Workload Identity for the gateway's ServiceAccount: a user-assigned identity (identity_name, default causeway-CLUSTER_ID-gateway, in resource_group_name) federated with it and allowed to read the federation token and extra_secret_ids (Key Vault secret resource ids, e.g. an SVID source): Key Vault Secrets User on each secret (key_vault_authorization rbac) or a get-secrets access policy (access_policy). The ServiceAccount gets the azure.workload.identity client-id and tenant-id annotations that External Secrets Operator (SecretStore serviceAccountRef) and the Secrets Store CSI driver use. Needs the cluster's OIDC issuer and Workload Identity. Null: none."
   type = object({
     identity_name           = optional(string)
     resource_group_name     = optional(string)

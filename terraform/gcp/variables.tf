@@ -212,7 +212,7 @@ variable "dns_record" {
 }
 
 variable "workload_identity" {
-  description = "GKE Workload Identity for the gateway's ServiceAccount: a Google service account (google_service_account_id, default causeway-<cluster_id> cut to 30 characters) it acts as, allowed to read the federation token and extra_secret_ids (e.g. an SVID source) from Secret Manager; the ServiceAccount gets the iam.gke.io/gcp-service-account annotation that External Secrets Operator (SecretStore serviceAccountRef) and the Secrets Store CSI driver use. Needs Workload Identity on the cluster. Null: none."
+  description = "GKE Workload Identity for the gateway's ServiceAccount: a Google service account (google_service_account_id, default causeway-CLUSTER_ID cut to 30 characters) it acts as, allowed to read the federation token and extra_secret_ids (e.g. an SVID source) from Secret Manager; the ServiceAccount gets the iam.gke.io/gcp-service-account annotation that External Secrets Operator (SecretStore serviceAccountRef) and the Secrets Store CSI driver use. Needs Workload Identity on the cluster. Null: none."
   type = object({
     google_service_account_id = optional(string)
     extra_secret_ids          = optional(list(string), [])
