@@ -689,17 +689,21 @@ fn value_refs(expr: &Expression, out: &mut Vec<Ref>) {
     collect_refs(expr, &[], true, out);
 }
 
+/// Records a reference unless its root is an iteration variable or names no
+/// configuration object.
+fn push_ref(root: &str, attrs: Vec<String>, bound: &[String], out: &mut Vec<Ref>) {
+    if !bound.iter().any(|b| b == root) && !NOT_REFERENCES.contains(&root) {
+        out.push(Ref {
+            root: root.to_owned(),
+            attrs,
+        });
+    }
+}
+
 fn collect_refs(expr: &Expression, bound: &[String], values_only: bool, out: &mut Vec<Ref>) {
-    let mut recurse = |e: &Expression, out: &mut Vec<Ref>| collect_refs(e, bound, values_only, out);
+    let recurse = |e: &Expression, out: &mut Vec<Ref>| collect_refs(e, bound, values_only, out);
     match expr {
-        Expression::Variable(v) => {
-            if !bound.iter().any(|b| b == v.as_str()) && !NOT_REFERENCES.contains(&v.as_str()) {
-                out.push(Ref {
-                    root: v.as_str().to_owned(),
-                    attrs: Vec::new(),
-                });
-            }
-        }
+        Expression::Variable(v) => push_ref(v.as_str(), Vec::new(), bound, out),
         Expression::Traversal(t) => {
             let mut attrs = Vec::new();
             for op in &t.operators {
@@ -710,15 +714,7 @@ fn collect_refs(expr: &Expression, bound: &[String], values_only: bool, out: &mu
                 }
             }
             match &t.expr {
-                Expression::Variable(v) => {
-                    let root = v.as_str();
-                    if !bound.iter().any(|b| b == root) && !NOT_REFERENCES.contains(&root) {
-                        out.push(Ref {
-                            root: root.to_owned(),
-                            attrs,
-                        });
-                    }
-                }
+                Expression::Variable(v) => push_ref(v.as_str(), attrs, bound, out),
                 other => recurse(other, out),
             }
         }
