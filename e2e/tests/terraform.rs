@@ -1050,6 +1050,18 @@ fn object_entries(module: &Module, e: &Expression, out: &mut Vec<(String, Expres
     }
 }
 
+/// Origins of the chart value at `path` that `cloud`'s call of the shared
+/// release module produces.
+fn chart_value_origins(cloud: &Module, path: &[&str]) -> BTreeSet<Origin> {
+    let release = cloud.callee(cloud.call("release"));
+    let values = release.local("chart_values");
+    trace(
+        &release,
+        object_at(&release, values, path),
+        &[(cloud.clone(), "release".to_owned())],
+    )
+}
+
 /// Per cloud module: where its egress addresses are looked up, and the
 /// cloud firewall that holds the peers' addresses.
 struct Cloud {
@@ -1171,14 +1183,11 @@ fn peer_allowlists_reach_firewall_load_balancer_and_network_policy() {
             cloud.dir,
             show(&fw)
         );
-        let release = m.callee(m.call("release"));
-        let chain = [(m.clone(), "release".to_owned())];
-        let values = release.local("chart_values");
         for path in [
             &["gateway", "eastWestService", "loadBalancerSourceRanges"][..],
             &["gateway", "networkPolicy", "eastWestFrom"][..],
         ] {
-            let o = trace(&release, object_at(&release, values, path), &chain);
+            let o = chart_value_origins(&m, path);
             assert!(
                 o.contains(&peers),
                 "{}: chart value {} does not carry peer_gateway_cidrs: {}",
@@ -1277,17 +1286,7 @@ fn aws_nlb_preserves_client_ip_and_admits_its_health_checks() {
     );
     // Health checks come from the NLB's subnets: the NetworkPolicy admits
     // them beside the peers.
-    let release = m.callee(m.call("release"));
-    let chain = [(m.clone(), "release".to_owned())];
-    let from = trace(
-        &release,
-        object_at(
-            &release,
-            release.local("chart_values"),
-            &["gateway", "networkPolicy", "eastWestFrom"],
-        ),
-        &chain,
-    );
+    let from = chart_value_origins(&m, &["gateway", "networkPolicy", "eastWestFrom"]);
     for object in ["data.aws_subnet.load_balancer", "data.aws_vpc.this"] {
         assert!(
             from.iter().any(|o| o.is("aws", object)),
@@ -1296,14 +1295,9 @@ fn aws_nlb_preserves_client_ip_and_admits_its_health_checks() {
         );
     }
     // ... but the load balancer's source ranges stay the peers only.
-    let ranges = trace(
-        &release,
-        object_at(
-            &release,
-            release.local("chart_values"),
-            &["gateway", "eastWestService", "loadBalancerSourceRanges"],
-        ),
-        &chain,
+    let ranges = chart_value_origins(
+        &m,
+        &["gateway", "eastWestService", "loadBalancerSourceRanges"],
     );
     assert_eq!(show(&ranges), "aws: var.peer_gateway_cidrs");
 }
