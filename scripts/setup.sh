@@ -3,7 +3,21 @@
 # cmake (Pingora's zlib-ng), protoc (gRPC code generation), etcd (tests and
 # `--etcd` mode). As root it installs from Debian; otherwise it says what to
 # install and exits non-zero.
+# Terraform (e2e/tests/terraform.rs) is not packaged by Debian or by the
+# registries these machines reach: when it is missing or too old this script
+# says so, and those tests fail (they never skip).
 set -euo pipefail
+
+terraform_min="1.6.0"
+if ! command -v terraform >/dev/null 2>&1; then
+  echo "causeway: terraform is not on PATH: the Terraform tests (e2e/tests/terraform.rs) will fail." >&2
+  echo "  Install Terraform >= ${terraform_min} (HashiCorp's release zip or apt repository) into /usr/local/bin." >&2
+else
+  tf_version="$(terraform version 2>/dev/null | sed -n '1s/^Terraform v//p')"
+  if [ "$(printf '%s\n%s\n' "$terraform_min" "$tf_version" | sort -V | head -n1)" != "$terraform_min" ]; then
+    echo "causeway: terraform ${tf_version:-unknown} is older than ${terraform_min}: the Terraform tests will fail." >&2
+  fi
+fi
 
 missing_pkgs=()
 need() { # need <command> <debian-package>

@@ -9,8 +9,28 @@ output "gateway_ips" {
 }
 
 output "gateway_endpoint" {
-  description = "host:port that peer gateways dial."
-  value       = module.release.gateway_endpoint
+  description = "host:port that peer gateways dial (the DNS record when dns_record is set)."
+  value       = local.dns_name != null ? "${local.dns_name}:${local.east_west_port}" : module.release.gateway_endpoint
+}
+
+output "gateway_dns_name" {
+  description = "Name of the Route 53 record pointing at the east-west NLB (null without dns_record)."
+  value       = try(aws_route53_record.gateway[0].fqdn, null)
+}
+
+output "egress_cidrs" {
+  description = "CIDRs this cluster's gateway connections leave from (egress_cidrs plus the VPC's NAT gateway addresses): put them in the other clusters' peer_gateway_cidrs."
+  value       = local.egress_cidrs
+}
+
+output "gateway_service_account" {
+  description = "Namespace and name of the gateway's ServiceAccount."
+  value       = module.release.gateway_service_account
+}
+
+output "gateway_role_arn" {
+  description = "IAM role of the gateway's ServiceAccount (null without workload_identity)."
+  value       = try(aws_iam_role.gateway[0].arn, null)
 }
 
 output "cluster_id" {

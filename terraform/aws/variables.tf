@@ -46,13 +46,30 @@ variable "federation_endpoint" {
 }
 
 variable "peer_gateway_cidrs" {
-  description = "CIDRs of the other clusters' east-west gateways (their load balancers' egress addresses); only they may reach port 15443."
+  description = "Egress CIDRs of the other clusters' gateways (their egress_cidrs outputs: NAT or outbound addresses, not their load balancers); only they may reach port 15443, through the load balancer's source ranges and the gateway NetworkPolicy."
   type        = list(string)
 
   validation {
     condition     = length(var.peer_gateway_cidrs) > 0 && alltrue([for c in var.peer_gateway_cidrs : can(cidrhost(c, 0))])
     error_message = "peer_gateway_cidrs must be a non-empty list of CIDRs (0.0.0.0/0 is allowed but explicit)."
   }
+}
+
+variable "egress_cidrs" {
+  description = "CIDRs this cluster's gateway connections leave from as peers see them (NAT or outbound addresses), added to those the module discovers; the egress_cidrs output, which peers put in their peer_gateway_cidrs."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.egress_cidrs : can(cidrhost(c, 0))])
+    error_message = "egress_cidrs must be CIDRs, e.g. 203.0.113.7/32."
+  }
+}
+
+variable "copy_federation_token" {
+  description = "Read the federation token from the cloud's secret store at plan time and write it into the Kubernetes Secret the chart mounts (the value passes through Terraform state). False: Terraform never reads it; keep the Secret (causeway-federation-token, key token) in sync yourself, e.g. External Secrets Operator authenticating as the gateway's ServiceAccount (workload_identity)."
+  type        = bool
+  default     = true
 }
 
 variable "gateway_identity_secret_name" {
@@ -165,6 +182,48 @@ variable "eip_allocation_ids" {
   description = "Elastic IP allocations for an internet-facing NLB, one per subnet in load_balancer_subnet_ids, so peers can allow fixed addresses; empty: addresses chosen by AWS."
   type        = list(string)
   default     = []
+}
+
+variable "egress_from_vpc_nat_gateways" {
+  description = "Add the public addresses of the available NAT gateways in the cluster's VPC to egress_cidrs (nodes in private subnets leave through them). Turn off when the nodes leave another way, and list their addresses in egress_cidrs."
+  type        = bool
+  default     = true
+}
+
+variable "dns_record" {
+  description = "Route 53 alias record for the east-west NLB, e.g. { zone_id = \"Z0123456789\", name = \"eks-eu-west-1.gateways.example.com\" }; the gateway then advertises this name to its peers. Null: no record, the Elastic IPs (or the NLB name) are advertised."
+  type = object({
+    zone_id = string
+    name    = string
+  })
+  default = null
+
+  validation {
+    condition     = var.dns_record == null ? true : can(regex("^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)+[a-z]{2,63}\\.?$", var.dns_record.name))
+    error_message = "dns_record.name must be a fully qualified lowercase DNS name."
+  }
+}
+
+variable "workload_identity" {
+  description = "IAM role for the gateway's ServiceAccount that may read the federation token (and extra_secret_arns, e.g. an SVID source) from Secrets Manager. mode irsa (default) annotates the ServiceAccount with the role, which External Secrets Operator (SecretStore serviceAccountRef) and the Secrets Store CSI driver use; pod_identity creates an EKS Pod Identity association instead (needs the Pod Identity agent add-on). Null: no role."
+  type = object({
+    mode                 = optional(string, "irsa")
+    role_name            = optional(string)
+    extra_secret_arns    = optional(list(string), [])
+    kms_key_arns         = optional(list(string), [])
+    permissions_boundary = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.workload_identity == null ? true : contains(["irsa", "pod_identity"], var.workload_identity.mode)
+    error_message = "workload_identity.mode must be irsa or pod_identity."
+  }
+
+  validation {
+    condition     = var.workload_identity == null ? true : alltrue([for a in concat(var.workload_identity.extra_secret_arns, var.workload_identity.kms_key_arns) : startswith(a, "arn:")])
+    error_message = "workload_identity.extra_secret_arns and kms_key_arns must be ARNs."
+  }
 }
 
 variable "tags" {

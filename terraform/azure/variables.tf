@@ -46,13 +46,30 @@ variable "federation_endpoint" {
 }
 
 variable "peer_gateway_cidrs" {
-  description = "CIDRs of the other clusters' east-west gateways (their load balancers' egress addresses); only they may reach port 15443."
+  description = "Egress CIDRs of the other clusters' gateways (their egress_cidrs outputs: NAT or outbound addresses, not their load balancers); only they may reach port 15443, through the load balancer's source ranges and the gateway NetworkPolicy."
   type        = list(string)
 
   validation {
     condition     = length(var.peer_gateway_cidrs) > 0 && alltrue([for c in var.peer_gateway_cidrs : can(cidrhost(c, 0))])
     error_message = "peer_gateway_cidrs must be a non-empty list of CIDRs (0.0.0.0/0 is allowed but explicit)."
   }
+}
+
+variable "egress_cidrs" {
+  description = "CIDRs this cluster's gateway connections leave from as peers see them (NAT or outbound addresses), added to those the module discovers; the egress_cidrs output, which peers put in their peer_gateway_cidrs."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.egress_cidrs : can(cidrhost(c, 0))])
+    error_message = "egress_cidrs must be CIDRs, e.g. 203.0.113.7/32."
+  }
+}
+
+variable "copy_federation_token" {
+  description = "Read the federation token from the cloud's secret store at plan time and write it into the Kubernetes Secret the chart mounts (the value passes through Terraform state). False: Terraform never reads it; keep the Secret (causeway-federation-token, key token) in sync yourself, e.g. External Secrets Operator authenticating as the gateway's ServiceAccount (workload_identity)."
+  type        = bool
+  default     = true
 }
 
 variable "gateway_identity_secret_name" {
@@ -155,9 +172,75 @@ variable "federation_token_secret_name" {
 }
 
 variable "reserve_public_ip" {
-  description = "Create a static Standard public IP (in the node resource group) for the east-west load balancer."
+  description = "Create a static Standard public IP for the east-west load balancer, in public_ip_resource_group_name."
   type        = bool
   default     = true
+}
+
+variable "public_ip_resource_group_name" {
+  description = "Resource group of the east-west public IP; null: resource_group_name. Not the AKS node resource group, which AKS manages (and may lock)."
+  type        = string
+  default     = null
+}
+
+variable "assign_network_contributor" {
+  description = "Grant the cluster's managed identity Network Contributor on the public IP's resource group, which the cloud provider needs to bind the IP to the cluster's load balancer. False: you grant it."
+  type        = bool
+  default     = true
+}
+
+variable "egress_public_ip_ids" {
+  description = "Resource ids of the public IPs the cluster's outbound traffic leaves from (the load balancer's outbound IPs, or the NAT gateway's for outbound_type userAssignedNATGateway); added to egress_cidrs. AKS-managed outbound IPs can change: give your own."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.egress_public_ip_ids : can(regex("(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.Network/publicIPAddresses/[^/]+$", id))])
+    error_message = "egress_public_ip_ids must be public IP resource ids (/subscriptions/.../resourceGroups/.../providers/Microsoft.Network/publicIPAddresses/...)."
+  }
+}
+
+variable "egress_public_ip_prefix_ids" {
+  description = "Resource ids of public IP prefixes the cluster's outbound traffic leaves from; added to egress_cidrs."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.egress_public_ip_prefix_ids : can(regex("(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.Network/publicIPPrefixes/[^/]+$", id))])
+    error_message = "egress_public_ip_prefix_ids must be public IP prefix resource ids (/subscriptions/.../resourceGroups/.../providers/Microsoft.Network/publicIPPrefixes/...)."
+  }
+}
+
+variable "dns_record" {
+  description = "Azure DNS A record for the east-west address, e.g. { zone_name = \"gateways.example.com\", resource_group_name = \"dns\", name = \"aks-westeurope.gateways.example.com\" } (name is fully qualified, inside zone_name); an alias of the reserved public IP. The gateway then advertises this name to its peers. Null: no record, the public IP is advertised."
+  type = object({
+    zone_name           = string
+    resource_group_name = string
+    name                = string
+    ttl                 = optional(number, 300)
+  })
+  default = null
+
+  validation {
+    condition     = var.dns_record == null ? true : (trimsuffix(var.dns_record.name, ".") == var.dns_record.zone_name || endswith(trimsuffix(var.dns_record.name, "."), ".${var.dns_record.zone_name}"))
+    error_message = "dns_record.name must be a fully qualified name inside dns_record.zone_name."
+  }
+}
+
+variable "workload_identity" {
+  description = "Azure Workload Identity for the gateway's ServiceAccount: a user-assigned identity (identity_name, default causeway-CLUSTER_ID-gateway, in resource_group_name) federated with it and allowed to read the federation token and extra_secret_ids (Key Vault secret resource ids, e.g. an SVID source): Key Vault Secrets User on each secret (key_vault_authorization rbac) or a get-secrets access policy (access_policy). The ServiceAccount gets the azure.workload.identity client-id and tenant-id annotations that External Secrets Operator (SecretStore serviceAccountRef) and the Secrets Store CSI driver use. Needs the cluster's OIDC issuer and Workload Identity. Null: none."
+  type = object({
+    identity_name           = optional(string)
+    resource_group_name     = optional(string)
+    key_vault_authorization = optional(string, "rbac")
+    extra_secret_ids        = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.workload_identity == null ? true : contains(["rbac", "access_policy"], var.workload_identity.key_vault_authorization)
+    error_message = "workload_identity.key_vault_authorization must be rbac or access_policy."
+  }
 }
 
 variable "network_security_group" {

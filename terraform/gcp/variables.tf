@@ -46,13 +46,30 @@ variable "federation_endpoint" {
 }
 
 variable "peer_gateway_cidrs" {
-  description = "CIDRs of the other clusters' east-west gateways (their load balancers' egress addresses); only they may reach port 15443."
+  description = "Egress CIDRs of the other clusters' gateways (their egress_cidrs outputs: NAT or outbound addresses, not their load balancers); only they may reach port 15443, through the load balancer's source ranges and the gateway NetworkPolicy."
   type        = list(string)
 
   validation {
     condition     = length(var.peer_gateway_cidrs) > 0 && alltrue([for c in var.peer_gateway_cidrs : can(cidrhost(c, 0))])
     error_message = "peer_gateway_cidrs must be a non-empty list of CIDRs (0.0.0.0/0 is allowed but explicit)."
   }
+}
+
+variable "egress_cidrs" {
+  description = "CIDRs this cluster's gateway connections leave from as peers see them (NAT or outbound addresses), added to those the module discovers; the egress_cidrs output, which peers put in their peer_gateway_cidrs."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.egress_cidrs : can(cidrhost(c, 0))])
+    error_message = "egress_cidrs must be CIDRs, e.g. 203.0.113.7/32."
+  }
+}
+
+variable "copy_federation_token" {
+  description = "Read the federation token from the cloud's secret store at plan time and write it into the Kubernetes Secret the chart mounts (the value passes through Terraform state). False: Terraform never reads it; keep the Secret (causeway-federation-token, key token) in sync yourself, e.g. External Secrets Operator authenticating as the gateway's ServiceAccount (workload_identity)."
+  type        = bool
+  default     = true
 }
 
 variable "gateway_identity_secret_name" {
@@ -170,6 +187,42 @@ variable "node_network_tags" {
   description = "Network tags of the GKE nodes; when set, a VPC firewall rule admits 15443 from the peer gateways to them (GKE also programs its own rule from loadBalancerSourceRanges)."
   type        = list(string)
   default     = []
+}
+
+variable "egress_nat_address_names" {
+  description = "Names of the regional static external addresses (in project_id, the cluster's region) your Cloud NAT allocates to the nodes' subnet (manual NAT IP allocation); added to egress_cidrs. Automatically allocated NAT addresses can change: list them in egress_cidrs only if you accept that."
+  type        = list(string)
+  default     = []
+}
+
+variable "dns_record" {
+  description = "Cloud DNS A record for the east-west address, e.g. { managed_zone = \"gateways\", name = \"gke-europe-west3.gateways.example.com\" }; the gateway then advertises this name to its peers. project defaults to project_id. Null: no record, the static address is advertised."
+  type = object({
+    managed_zone = string
+    name         = string
+    project      = optional(string)
+    ttl          = optional(number, 300)
+  })
+  default = null
+
+  validation {
+    condition     = var.dns_record == null ? true : can(regex("^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)+[a-z]{2,63}\\.?$", var.dns_record.name))
+    error_message = "dns_record.name must be a fully qualified lowercase DNS name."
+  }
+}
+
+variable "workload_identity" {
+  description = "GKE Workload Identity for the gateway's ServiceAccount: a Google service account (google_service_account_id, default causeway-CLUSTER_ID cut to 30 characters) it acts as, allowed to read the federation token and extra_secret_ids (e.g. an SVID source) from Secret Manager; the ServiceAccount gets the iam.gke.io/gcp-service-account annotation that External Secrets Operator (SecretStore serviceAccountRef) and the Secrets Store CSI driver use. Needs Workload Identity on the cluster. Null: none."
+  type = object({
+    google_service_account_id = optional(string)
+    extra_secret_ids          = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.workload_identity == null ? true : (var.workload_identity.google_service_account_id == null ? true : can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", var.workload_identity.google_service_account_id)))
+    error_message = "workload_identity.google_service_account_id must be 6-30 lowercase letters, digits and '-', starting with a letter."
+  }
 }
 
 variable "labels" {

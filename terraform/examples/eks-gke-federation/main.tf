@@ -2,7 +2,9 @@
 #   - EKS in eu-west-1 hosts the federation API (3 replicas, bundled etcd) and
 #     a gateway (cluster eks-eu-west-1, jurisdictions eu + ie);
 #   - GKE in europe-west3 runs a gateway (cluster gke-europe-west3, eu + de).
-# Each gateway admits only the other's static address on 15443.
+# Each gateway admits on 15443 only the addresses the other gateway's
+# connections leave from (its egress_cidrs: the EKS VPC's NAT gateways, the GKE
+# Cloud NAT addresses), never the other's load balancer address.
 
 provider "aws" {
   region = "eu-west-1"
@@ -61,7 +63,8 @@ provider "helm" {
 }
 
 # Static addresses of the EKS east-west NLB (one Elastic IP per subnet), so the
-# GKE side can allow exactly them.
+# endpoint the EKS gateway advertises survives re-creating the NLB. (They are
+# where peers connect *to*; what peers admit is the other side's egress.)
 resource "aws_eip" "eks_east_west" {
   count  = length(var.eks_public_subnet_ids)
   domain = "vpc"
@@ -91,6 +94,24 @@ module "federation" {
   extra_values = [yamlencode({ federationApi = { service = { port = 443 } } })]
 }
 
+# The federation API's name, pointed at its NLB when the zone is given. The
+# gateways take their endpoint from this record, so they install after the
+# API has an address (without a module-level depends_on, which would defer
+# the modules' data sources and with them the egress addresses to apply time).
+resource "aws_route53_record" "federation" {
+  count = var.federation_route53_zone_id == null ? 0 : 1
+
+  zone_id = var.federation_route53_zone_id
+  name    = var.federation_hostname
+  type    = "CNAME"
+  ttl     = 60
+  records = [module.federation.federation_address]
+}
+
+locals {
+  federation_endpoint = "https://${var.federation_route53_zone_id == null ? var.federation_hostname : aws_route53_record.federation[0].fqdn}"
+}
+
 module "eks" {
   source = "../../aws"
   providers = {
@@ -103,13 +124,17 @@ module "eks" {
   cluster_id                 = "eks-eu-west-1"
   trust_domain               = "eks-eu-west-1.causeway.example.com"
   jurisdictions              = ["eu", "ie"]
-  federation_endpoint        = "https://${var.federation_hostname}"
+  federation_endpoint        = local.federation_endpoint
   federation_token_secret_id = var.eks_token_secret_id
-  peer_gateway_cidrs         = ["${module.gke.gateway_address}/32"]
   load_balancer_subnet_ids   = var.eks_public_subnet_ids
   eip_allocation_ids         = aws_eip.eks_east_west[*].id
+  dns_record                 = var.eks_gateway_dns_record
+  workload_identity          = var.workload_identity ? {} : null
 
-  depends_on = [module.federation]
+  # Egress: the EKS VPC's NAT gateways (discovered) plus eks_egress_cidrs.
+  egress_cidrs = var.eks_egress_cidrs
+  # Admit what the GKE gateway's connections leave from.
+  peer_gateway_cidrs = module.gke.egress_cidrs
 }
 
 module "gke" {
@@ -126,8 +151,14 @@ module "gke" {
   cluster_id                 = "gke-europe-west3"
   trust_domain               = "gke-europe-west3.causeway.example.com"
   jurisdictions              = ["eu", "de"]
-  federation_endpoint        = "https://${var.federation_hostname}"
+  federation_endpoint        = local.federation_endpoint
   federation_token_secret_id = var.gke_token_secret_id
-  peer_gateway_cidrs         = [for ip in aws_eip.eks_east_west[*].public_ip : "${ip}/32"]
   reserve_static_ip          = true
+  dns_record                 = var.gke_gateway_dns_record
+  workload_identity          = var.workload_identity ? {} : null
+
+  # Egress: the Cloud NAT's static addresses.
+  egress_nat_address_names = var.gke_nat_address_names
+  # Admit what the EKS gateway's connections leave from.
+  peer_gateway_cidrs = module.eks.egress_cidrs
 }

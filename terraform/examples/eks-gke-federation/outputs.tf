@@ -4,17 +4,19 @@ output "federation_load_balancer" {
 }
 
 output "gateways" {
-  description = "The member clusters: id, trust domain and east-west address."
+  description = "The member clusters: id, trust domain, east-west endpoint, the addresses its connections leave from, and the peers' addresses it admits."
   value = {
     (module.eks.cluster_id) = {
       trust_domain = module.eks.trust_domain
-      address      = module.eks.gateway_address
-      allowed_from = ["${module.gke.gateway_address}/32"]
+      endpoint     = module.eks.gateway_endpoint
+      egress_cidrs = module.eks.egress_cidrs
+      allowed_from = module.gke.egress_cidrs
     }
     (module.gke.cluster_id) = {
       trust_domain = module.gke.trust_domain
-      address      = module.gke.gateway_address
-      allowed_from = [for ip in aws_eip.eks_east_west[*].public_ip : "${ip}/32"]
+      endpoint     = module.gke.gateway_endpoint
+      egress_cidrs = module.gke.egress_cidrs
+      allowed_from = module.eks.egress_cidrs
     }
   }
 }

@@ -7,8 +7,11 @@ locals {
   # Resource names as the chart builds them (causeway.fullname).
   fullname = strcontains(var.release_name, "causeway") ? var.release_name : "${var.release_name}-causeway"
 
-  gateway_service_name    = "${local.fullname}-gateway-east-west"
-  federation_service_name = "${local.fullname}-federation"
+  # causeway.gateway.fullname: truncated to 63 characters, no trailing '-'.
+  gateway_fullname             = trimsuffix(substr("${local.fullname}-gateway", 0, 63), "-")
+  gateway_service_name         = "${local.gateway_fullname}-east-west"
+  gateway_service_account_name = local.gateway_fullname
+  federation_service_name      = "${local.fullname}-federation"
 
   fed              = var.federation_api
   jwt_secret_name  = coalesce(local.fed.jwt_existing_secret_name, "${local.fullname}-federation-jwt")
@@ -58,8 +61,11 @@ locals {
         loadBalancerClass        = var.east_west_load_balancer_class == null ? "" : var.east_west_load_balancer_class
         loadBalancerIP           = var.east_west_load_balancer_ip == null ? "" : var.east_west_load_balancer_ip
       }
+      # The load balancer's source ranges plus where its health checks come
+      # from (AWS NLB with IP targets probes the pods from its own subnets).
+      # No source ranges: any source, health checks included.
       networkPolicy = {
-        eastWestFrom = var.east_west_source_ranges
+        eastWestFrom = length(var.east_west_source_ranges) == 0 ? [] : distinct(concat(var.east_west_source_ranges, var.east_west_health_check_cidrs))
       }
     }
     serviceAccount = {

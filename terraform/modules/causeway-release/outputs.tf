@@ -26,6 +26,19 @@ output "trust_domain" {
   value       = var.cluster == null ? null : var.cluster.trust_domain
 }
 
+output "gateway_service_account" {
+  description = "Namespace and name of the gateway's Kubernetes ServiceAccount (the subject of cloud workload identity bindings)."
+  value = {
+    namespace = var.namespace
+    name      = local.gateway_service_account_name
+  }
+}
+
+output "federation_token_secret_name" {
+  description = "Kubernetes Secret (key `token`) the gateway reads its federation token from."
+  value       = var.federation_token_secret_name
+}
+
 output "federation_url" {
   description = "In-cluster URL of the federation API (when enabled)."
   value       = local.fed.enabled ? "http://${local.federation_service_name}.${var.namespace}.svc:${local.federation_port}" : null

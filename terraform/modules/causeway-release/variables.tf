@@ -153,6 +153,17 @@ variable "east_west_source_ranges" {
   }
 }
 
+variable "east_west_health_check_cidrs" {
+  description = "CIDRs the load balancer's health checks (and, without client IP preservation, its forwarded traffic) come from; the gateway NetworkPolicy admits them on the east-west port beside east_west_source_ranges, the load balancer's source ranges do not."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.east_west_health_check_cidrs : can(cidrhost(c, 0))])
+    error_message = "east_west_health_check_cidrs must be CIDRs."
+  }
+}
+
 variable "east_west_load_balancer_class" {
   description = "spec.loadBalancerClass of the east-west Service (e.g. service.k8s.aws/nlb); null: the cluster default."
   type        = string

@@ -48,11 +48,19 @@ module "causeway" {
   jurisdictions                = ["eu", "ie"]
   federation_endpoint          = "https://federation.causeway.example.com"
   federation_token_secret_id   = "causeway/eu-west-1-prod/federation-token"
-  peer_gateway_cidrs           = ["203.0.113.10/32", "198.51.100.20/32"]
   gateway_identity_secret_name = "causeway-gateway-svid"
+  # The peers' egress_cidrs outputs (their NAT addresses).
+  peer_gateway_cidrs = ["203.0.113.10/32", "198.51.100.20/32"]
+  # IRSA role that may read the token (for External Secrets Operator).
+  workload_identity = {}
 }
 
 output "gateway_address" {
   description = "East-west NLB of this cluster."
   value       = module.causeway.gateway_address
+}
+
+output "egress_cidrs" {
+  description = "Addresses this cluster's gateway connects from: give them to the peers' peer_gateway_cidrs."
+  value       = module.causeway.egress_cidrs
 }

@@ -23,6 +23,11 @@ variable "aks_cluster_name" {
   type        = string
 }
 
+variable "outbound_public_ip_ids" {
+  description = "The cluster's outbound public IPs (load balancer outbound IPs or NAT gateway IPs)."
+  type        = list(string)
+}
+
 variable "key_vault_id" {
   description = "Key Vault holding the federation token."
   type        = string
@@ -65,11 +70,19 @@ module "causeway" {
   federation_endpoint           = "https://federation.causeway.example.com"
   federation_token_key_vault_id = var.key_vault_id
   federation_token_secret_name  = "causeway-westeurope-prod-token"
-  peer_gateway_cidrs            = ["203.0.113.10/32", "198.51.100.20/32"]
   gateway_identity_secret_name  = "causeway-gateway-svid"
+  # The peers' egress_cidrs outputs (their NAT addresses).
+  peer_gateway_cidrs   = ["203.0.113.10/32", "198.51.100.20/32"]
+  egress_public_ip_ids = var.outbound_public_ip_ids
+  workload_identity    = {}
 }
 
 output "gateway_address" {
   description = "East-west public IP of this cluster."
   value       = module.causeway.gateway_address
+}
+
+output "egress_cidrs" {
+  description = "Addresses this cluster's gateway connects from: give them to the peers' peer_gateway_cidrs."
+  value       = module.causeway.egress_cidrs
 }

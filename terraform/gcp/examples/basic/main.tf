@@ -55,12 +55,21 @@ module "causeway" {
   jurisdictions                = ["eu", "de"]
   federation_endpoint          = "https://federation.causeway.example.com"
   federation_token_secret_id   = "causeway-europe-west3-prod-token"
-  peer_gateway_cidrs           = ["203.0.113.10/32"]
   gateway_identity_secret_name = "causeway-gateway-svid"
   node_network_tags            = ["gke-europe-west3-prod-node"]
+  # The peers' egress_cidrs outputs (their NAT addresses).
+  peer_gateway_cidrs = ["203.0.113.10/32"]
+  # The static addresses of the nodes' Cloud NAT.
+  egress_nat_address_names = ["europe-west3-prod-nat-0", "europe-west3-prod-nat-1"]
+  workload_identity        = {}
 }
 
 output "gateway_address" {
   description = "East-west load balancer address of this cluster."
   value       = module.causeway.gateway_address
+}
+
+output "egress_cidrs" {
+  description = "Addresses this cluster's gateway connects from: give them to the peers' peer_gateway_cidrs."
+  value       = module.causeway.egress_cidrs
 }
