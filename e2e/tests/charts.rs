@@ -635,7 +635,7 @@ fn agent_rbac_is_exactly_what_the_agent_uses() {
 /// The agent's Kubernetes API use: (api group, resource, verbs), as its
 /// controllers declare it next to the calls they make.
 fn agent_rbac_rules() -> &'static [(&'static str, &'static str, &'static [&'static str])] {
-    causeway_gateway::agent::RBAC_RULES
+    causeway_agent::RBAC_RULES
 }
 
 #[test]
