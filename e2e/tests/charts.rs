@@ -181,6 +181,18 @@ fn config_map_file<'a>(docs: &'a [Doc], name: &str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("ConfigMap {name} has no {key}"))
 }
 
+/// `helm template` arguments of a federation-API-only release (embedded store).
+const FEDERATION_ONLY: [&str; 8] = [
+    "--set",
+    "gateway.enabled=false",
+    "--set",
+    "federationApi.enabled=true",
+    "--set",
+    "federationApi.replicas=1",
+    "--set",
+    "federationApi.jwt.existingSecret=jwt",
+];
+
 const GATEWAY: &str = "cw-causeway-gateway";
 const FEDERATION: &str = "cw-causeway-federation";
 const ETCD: &str = "cw-causeway-etcd";
@@ -746,17 +758,7 @@ fn missing_token_secret_fails_with_a_clear_message() {
         "{err}"
     );
     // A federation-only install needs neither.
-    template(&[
-        "--set",
-        "gateway.enabled=false",
-        "--set",
-        "federationApi.enabled=true",
-        "--set",
-        "federationApi.replicas=1",
-        "--set",
-        "federationApi.jwt.existingSecret=jwt",
-    ])
-    .unwrap();
+    template(&FEDERATION_ONLY).unwrap();
 }
 
 #[test]
@@ -965,6 +967,51 @@ fn loopback_port() -> std::net::SocketAddr {
     causeway_e2e::net::free_addr("127.0.0.1".parse().unwrap()).unwrap()
 }
 
+/// Starts the federation API as `container` starts it, with `config` (its
+/// rendered file, already moved onto this machine) plus a fresh ES256
+/// verification key, all in `dir`.
+fn spawn_federation(
+    dir: &Path,
+    container: &Value,
+    mut config: Value,
+) -> causeway_e2e::process::ChildGuard {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let out = Command::new(causeway_e2e::binaries::binary("causewayctl").unwrap())
+        .args(["token", "keygen", "--out-dir"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    config["jwt"]["publicKeyFile"] = Value::from(keys.join("public.pem").to_str().unwrap());
+    let file = dir.join("federation.yaml");
+    std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
+    causeway_e2e::process::ChildGuard::spawn(
+        "causeway-federation",
+        command_line(container, &file),
+        &dir.join("federation.log"),
+    )
+    .unwrap()
+}
+
+/// Polls `ready` every 200 ms for up to 30 s; panics with `failure()` when it
+/// never holds.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool, failure: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}:\n{}",
+            failure()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// The gateway started exactly as the Deployment starts it, with the rendered
 /// config (listeners moved to free loopback ports, the data directory to a
 /// temporary one), answers its liveness and readiness probes on the admin
@@ -1028,18 +1075,9 @@ fn rendered_gateway_starts_and_answers_its_probes() {
 #[test]
 fn rendered_federation_api_starts_and_answers_its_probes() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = template(&[
-        "--set",
-        "gateway.enabled=false",
-        "--set",
-        "federationApi.enabled=true",
-        "--set",
-        "federationApi.replicas=1",
-        "--set",
-        "federationApi.jwt.existingSecret=jwt",
-    ])
-    .map(|t| parse_manifests(&t))
-    .unwrap();
+    let docs = template(&FEDERATION_ONLY)
+        .map(|t| parse_manifests(&t))
+        .unwrap();
     let c =
         &find(&docs, "Deployment", FEDERATION).value["spec"]["template"]["spec"]["containers"][0];
     let mut config: Value =
@@ -1055,27 +1093,7 @@ fn rendered_federation_api_starts_and_answers_its_probes() {
     let listen = loopback_port();
     config["listen"] = Value::from(listen.to_string());
     config["store"]["dataDir"] = Value::from(tmp.path().join("data").to_str().unwrap());
-    let keys = tmp.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let out = Command::new(causeway_e2e::binaries::binary("causewayctl").unwrap())
-        .args(["token", "keygen", "--out-dir"])
-        .arg(&keys)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    config["jwt"]["publicKeyFile"] = Value::from(keys.join("public.pem").to_str().unwrap());
-    let file = tmp.path().join("federation.yaml");
-    std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
-    let mut child = causeway_e2e::process::ChildGuard::spawn(
-        "causeway-federation",
-        command_line(c, &file),
-        &tmp.path().join("federation.log"),
-    )
-    .unwrap();
+    let mut child = spawn_federation(tmp.path(), c, config);
     let checks = probes(c);
     assert!(checks.len() >= 2, "{checks:?}");
     for (kind, path, p) in checks {
@@ -1783,16 +1801,7 @@ fn pod_disruption_budgets_never_block_a_node_drain() {
     .unwrap_err();
     assert!(err.contains("gateway.autoscaling.minReplicas"), "{err}");
     // The federation API's budget follows the same rule.
-    let fed = [
-        "--set",
-        "gateway.enabled=false",
-        "--set",
-        "federationApi.enabled=true",
-        "--set",
-        "federationApi.replicas=1",
-        "--set",
-        "federationApi.jwt.existingSecret=jwt",
-    ];
+    let fed = FEDERATION_ONLY;
     let docs = parse_manifests(&template(&fed).unwrap());
     assert_eq!(pdb_spec(&docs, FEDERATION)["maxUnavailable"], 1);
     let mut strict = fed.to_vec();
@@ -2030,33 +2039,24 @@ fn container_command(c: &Value, vars: &[(&str, &str)], map: &dyn Fn(String) -> S
 #[test]
 fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = parse_manifests(
-        &template(&[
-            "--set",
-            "gateway.enabled=false",
-            "--set",
-            "federationApi.enabled=true",
-            "--set",
-            "federationApi.replicas=1",
-            "--set",
-            "federationApi.jwt.existingSecret=jwt",
-            "--set",
-            "etcd.enabled=true",
-            "--set",
-            "etcd.replicas=1",
-            "--set",
-            "etcd.tls.enabled=true",
-            "--set",
-            "etcd.tls.secretName=etcd-member",
-            "--set",
-            "etcd.tls.clientSecretName=etcd-client",
-            "--set",
-            "etcd.backup.enabled=true",
-            "--set",
-            "etcd.backup.keep=2",
-        ])
-        .unwrap(),
-    );
+    let mut args = FEDERATION_ONLY.to_vec();
+    args.extend([
+        "--set",
+        "etcd.enabled=true",
+        "--set",
+        "etcd.replicas=1",
+        "--set",
+        "etcd.tls.enabled=true",
+        "--set",
+        "etcd.tls.secretName=etcd-member",
+        "--set",
+        "etcd.tls.clientSecretName=etcd-client",
+        "--set",
+        "etcd.backup.enabled=true",
+        "--set",
+        "etcd.backup.keep=2",
+    ]);
+    let docs = parse_manifests(&template(&args).unwrap());
     let [member, client, anonymous] = write_etcd_secrets(tmp.path(), "cw-causeway", "causeway");
     let sts = &find(&docs, "StatefulSet", ETCD).value["spec"]["template"]["spec"];
     assert_eq!(volume(sts, "tls")["secret"]["secretName"], "etcd-member");
@@ -2100,7 +2100,7 @@ fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
         ],
         &relocate,
     );
-    let mut etcd =
+    let etcd =
         causeway_e2e::process::ChildGuard::spawn("etcd", etcd_cmd, &tmp.path().join("etcd.log"))
             .unwrap();
     let endpoint = format!("https://127.0.0.1:{client_port}");
@@ -2116,19 +2116,15 @@ fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
         }
         cmd.args(args).output().unwrap()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !etcdctl(&client, &["put", "/causeway/v1/probe", "before-backup"])
-        .status
-        .success()
-    {
-        assert!(etcd.is_running(), "etcd exited:\n{}", etcd.log_tail(30));
-        assert!(
-            std::time::Instant::now() < deadline,
-            "etcd never served TLS clients:\n{}",
-            etcd.log_tail(30)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_until(
+        "etcd never served a TLS client with a certificate",
+        || {
+            etcdctl(&client, &["put", "/causeway/v1/probe", "before-backup"])
+                .status
+                .success()
+        },
+        || etcd.log_tail(30),
+    );
     let refused = etcdctl(&anonymous, &["get", "/causeway/v1/probe"]);
     assert!(
         !refused.status.success(),
@@ -2160,37 +2156,12 @@ fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
         assert_ne!(moved, path, "{key} is not in the mounted Secret");
         config["store"][key] = Value::from(moved);
     }
-    let keys = tmp.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let out = Command::new(causeway_e2e::binaries::binary("causewayctl").unwrap())
-        .args(["token", "keygen", "--out-dir"])
-        .arg(&keys)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let api = spawn_federation(tmp.path(), &fed_spec["containers"][0], config);
+    wait_until(
+        "the API never became ready over etcd TLS",
+        || http_status(listen, "/readyz") == Some(200),
+        || api.log_tail(30),
     );
-    config["jwt"]["publicKeyFile"] = Value::from(keys.join("public.pem").to_str().unwrap());
-    let file = tmp.path().join("federation.yaml");
-    std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
-    let mut api = causeway_e2e::process::ChildGuard::spawn(
-        "causeway-federation",
-        command_line(&fed_spec["containers"][0], &file),
-        &tmp.path().join("federation.log"),
-    )
-    .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while http_status(listen, "/readyz") != Some(200) {
-        assert!(api.is_running(), "the API exited:\n{}", api.log_tail(30));
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the API never became ready over etcd TLS:\n{}",
-            api.log_tail(30)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
     drop(api);
 
     // The backup Job: the snapshot container, then the prune container.
@@ -2275,27 +2246,21 @@ fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
         &tmp.path().join("etcd-restored.log"),
     )
     .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let out = Command::new(host_binary("etcdctl"))
+    let get = || {
+        Command::new(host_binary("etcdctl"))
             .env("ETCDCTL_API", "3")
-            .args([
-                &format!("--endpoints=http://127.0.0.1:{port}"),
-                "get",
-                "--print-value-only",
-                "/causeway/v1/probe",
-            ])
+            .arg(format!("--endpoints=http://127.0.0.1:{port}"))
+            .args(["get", "--print-value-only", "/causeway/v1/probe"])
             .output()
-            .unwrap();
-        if out.status.success() {
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "before-backup");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the restored member never answered:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+            .unwrap()
+    };
+    wait_until(
+        "the restored member never answered",
+        || get().status.success(),
+        || String::from_utf8_lossy(&get().stderr).into_owned(),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&get().stdout).trim(),
+        "before-backup"
+    );
 }
