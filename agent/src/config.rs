@@ -99,9 +99,69 @@ impl Default for KubernetesConfig {
     }
 }
 
+/// A field of the `agent:` section with an invalid value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config field `{field}`: {message}")]
+pub struct ConfigFieldError {
+    /// Dotted path of the field, e.g. `agent.endpoint`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
 impl AgentConfig {
     /// Whether the agent runs at all.
     pub fn enabled(&self) -> bool {
         self.endpoint.is_some()
+    }
+
+    /// Checks the section; names the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigFieldError> {
+        let invalid = |field, message: &str| {
+            Err(ConfigFieldError {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        let Some(endpoint) = &self.endpoint else {
+            if self.static_file.is_some() || self.kubernetes.enabled {
+                return invalid(
+                    "agent.endpoint",
+                    "is required when agent.staticFile or agent.kubernetes is set",
+                );
+            }
+            return Ok(());
+        };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return invalid(
+                "agent.endpoint",
+                "must be an http:// or https:// URL of the federation API",
+            );
+        }
+        for gw in &self.gateway_endpoints {
+            if gw.parse::<causeway_api::model::HostPort>().is_err() {
+                return invalid(
+                    "agent.gatewayEndpoints",
+                    &format!("{gw:?} is not host:port"),
+                );
+            }
+        }
+        let zero = Duration::ZERO;
+        if self.heartbeat_interval == zero
+            || self.bundle_interval == zero
+            || self.static_poll_interval == zero
+        {
+            return invalid(
+                "agent.heartbeatInterval",
+                "agent intervals must be greater than zero",
+            );
+        }
+        if self.backoff_base == zero || self.backoff_cap < self.backoff_base {
+            return invalid(
+                "agent.backoffBase",
+                "must be greater than zero and at most agent.backoffCap",
+            );
+        }
+        Ok(())
     }
 }

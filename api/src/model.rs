@@ -35,6 +35,7 @@ pub use meta::{
 };
 pub use names::{
     ClusterId, NameError, Namespace, PolicyName, ServiceName, ServiceRef, TrustDomainName,
+    is_dns_label,
 };
 pub use policy::{
     AccessPolicy, AccessPolicySpec, AccessRule, Caller, CircuitBreaker, ExportPolicy,

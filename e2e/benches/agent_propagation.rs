@@ -154,11 +154,11 @@ async fn run(etcd: &EtcdProcess, watchers: usize, changes: u32) -> anyhow::Resul
     for i in 0..watchers {
         let sim = Arc::new(Sim {
             local: ClusterConfig {
-                id: format!("c-{i}"),
+                id: format!("c-{i}").parse()?,
                 region: format!("r{}", i % 5),
                 zone: format!("z{i}"),
                 jurisdictions: vec!["eu".into()],
-                trust_domain: format!("c{i}.bench"),
+                trust_domain: causeway_trust::TrustDomain::new(&format!("c{i}.bench"))?,
             },
             seen: Mutex::new(Vec::new()),
             last: Mutex::new(0),

@@ -313,7 +313,11 @@ impl Federation {
                     app_protocol: s.app_protocol,
                 });
             } else {
-                config.local_services.insert(s.service.clone(), vec![addr]);
+                let key = s
+                    .service
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("service {}: {e}", s.service))?;
+                config.local_services.insert(key, addr.into());
             }
         }
         let site = SiteFile::create(&p.dir.join("services.yaml"), exported)?;
@@ -336,8 +340,11 @@ impl Federation {
                 .filter(|a| ![egress, ingress, admin].contains(a)),
         ) {
             config.tcp.push(causeway_gateway::config::TcpServiceConfig {
-                service: svc.clone(),
-                port: crate::site::SERVICE_PORT,
+                service: svc
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("tcp import {svc}: {e}"))?,
+                port: std::num::NonZeroU16::new(crate::site::SERVICE_PORT)
+                    .ok_or_else(|| anyhow::anyhow!("service port 0"))?,
                 listen,
             });
         }

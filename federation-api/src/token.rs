@@ -61,7 +61,9 @@ impl std::str::FromStr for Scope {
             "admin" => Ok(Self::Admin),
             "read" => Ok(Self::Read),
             _ => match s.strip_prefix("cluster:") {
-                Some(id) if is_label(id) => Ok(Self::Cluster(id.to_owned())),
+                Some(id) if causeway_api::model::is_dns_label(id) => {
+                    Ok(Self::Cluster(id.to_owned()))
+                }
                 _ => Err(AuthError::InvalidScope(s.to_owned())),
             },
         }
@@ -76,15 +78,6 @@ impl std::fmt::Display for Scope {
             Self::Cluster(id) => write!(f, "cluster:{id}"),
         }
     }
-}
-
-fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() < 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// The claims of a Causeway API token.

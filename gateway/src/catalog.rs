@@ -132,14 +132,10 @@ impl CatalogState {
         // An Arc from the agent is shared, not copied: a catalog of 10,000
         // exports is megabytes of small allocations.
         let catalog: Arc<CatalogSnapshot> = catalog.into();
-        let local_cluster = match catalog
-            .clusters
-            .iter()
-            .find(|(id, _)| id.as_str() == local.id)
-        {
+        let local_cluster = match catalog.clusters.iter().find(|(id, _)| *id == &local.id) {
             Some((_, c)) => LocalCluster::from_cluster(c),
             None => LocalCluster {
-                id: local.id.clone(),
+                id: local.id.to_string(),
                 region: local.region.clone(),
                 zone: local.zone.clone(),
                 jurisdictions: local.jurisdictions.clone(),
@@ -348,11 +344,10 @@ policies:
         let path = dir.path().join("catalog.yaml");
         std::fs::write(&path, DOC_CATALOG).unwrap();
         let catalog = load_catalog_file(&path).unwrap();
-        let local = ClusterConfig {
-            id: "eu-1".into(),
-            trust_domain: "eu-1.example".into(),
-            ..ClusterConfig::default()
-        };
+        let local = ClusterConfig::new(
+            "eu-1".parse().unwrap(),
+            causeway_trust::TrustDomain::new("eu-1.example").unwrap(),
+        );
         let state = CatalogState::build(catalog, &local);
         assert_eq!(state.revision(), 1);
         assert_eq!(state.routing.service_count(), 1);
@@ -361,10 +356,10 @@ policies:
             state.cluster_trust_domains.get("us-1").map(|s| &**s),
             Some("us-1.example")
         );
-        let us = ClusterConfig {
-            id: "us-1".into(),
-            ..ClusterConfig::default()
-        };
+        let us = ClusterConfig::new(
+            "us-1".parse().unwrap(),
+            causeway_trust::TrustDomain::new("test.example").unwrap(),
+        );
         let state = CatalogState::build(load_catalog_file(&path).unwrap(), &us);
         let export = state.local_exports.get("demo/echo").unwrap();
         assert_eq!(export.rules, None);
@@ -449,11 +444,10 @@ policies:
     fn next_matches_a_full_build_over_a_random_walk() {
         use rand::{Rng as _, SeedableRng as _};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let local = ClusterConfig {
-            id: "eu-1".into(),
-            trust_domain: "eu-1.example".into(),
-            ..ClusterConfig::default()
-        };
+        let local = ClusterConfig::new(
+            "eu-1".parse().unwrap(),
+            causeway_trust::TrustDomain::new("eu-1.example").unwrap(),
+        );
         let mut catalog = walk_catalog();
         let mut state = CatalogState::build(catalog.clone(), &local);
         let clusters = ["eu-1", "eu-2", "us-1", "gone-1"];

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::config::{ConfigError, GatewayConfig, Overrides, load_file};
+use causeway_api::model::ClusterId;
+
+use crate::config::{ConfigError, GatewayConfig, LogFilter, Overrides, load_file};
 
 /// The Causeway east-west gateway.
 #[derive(Debug, Parser)]
@@ -18,7 +20,7 @@ pub struct Args {
     pub config: PathBuf,
     /// Overrides `cluster.id`.
     #[arg(long, env = "CAUSEWAY_GATEWAY_CLUSTER_ID")]
-    pub cluster_id: Option<String>,
+    pub cluster_id: Option<ClusterId>,
     /// Overrides `listeners.egress`.
     #[arg(long, env = "CAUSEWAY_GATEWAY_EGRESS")]
     pub egress: Option<SocketAddr>,
@@ -34,9 +36,9 @@ pub struct Args {
     /// Overrides `observability.accessLog`.
     #[arg(long, env = "CAUSEWAY_GATEWAY_ACCESS_LOG")]
     pub access_log: Option<bool>,
-    /// Overrides `observability.logLevel`.
+    /// Overrides `observability.logLevel` (a `tracing` filter, e.g. `info,causeway_agent=debug`).
     #[arg(long, env = "CAUSEWAY_GATEWAY_LOG_LEVEL")]
-    pub log_level: Option<String>,
+    pub log_level: Option<LogFilter>,
     /// Overrides `agent.endpoint`: the federation API URL (turns the agent on).
     #[arg(long, env = "CAUSEWAY_GATEWAY_FEDERATION_ENDPOINT")]
     pub federation_endpoint: Option<String>,

@@ -2,62 +2,154 @@
 //! field documented in `docs/gateway-config.md`.
 //!
 //! The file is YAML (JSON is valid YAML). Unknown fields are rejected so that a
-//! typo is an error, not a silently ignored setting.
+//! typo is an error, not a silently ignored setting. Values parse into domain
+//! types (a [`ClusterId`], a [`TrustDomain`], a [`ServiceRef`], an
+//! [`IdentitySource`]): a configuration that exists is valid field by field;
+//! [`GatewayConfig::validate`] checks only what spans several fields.
 
+mod identity;
 mod load;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use causeway_api::model::{ClusterId, ServiceRef};
+use causeway_trust::TrustDomain;
 use serde::{Deserialize, Serialize};
 
+pub use identity::{IdentityConfig, IdentitySource};
 pub use load::{ConfigError, Overrides, load_file, parse_str};
 
 /// The whole gateway configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewayConfig {
     /// Who this gateway is: its cluster, locality and trust domain.
     pub cluster: ClusterConfig,
     /// Listener addresses for the egress, east-west ingress and admin ports.
+    #[serde(default)]
     pub listeners: ListenersConfig,
     /// Where this gateway's X.509-SVID and key come from, and the caller JWT-SVID.
     pub identity: IdentityConfig,
     /// Federated trust bundles and the catalog source.
+    #[serde(default)]
     pub federation: FederationConfig,
     /// Local endpoints per exported service, keyed by `namespace/name`.
-    pub local_services: BTreeMap<String, Vec<SocketAddr>>,
+    #[serde(default)]
+    pub local_services: BTreeMap<ServiceRef, Endpoints>,
     /// Timeouts, retries and health probing towards upstreams.
+    #[serde(default)]
     pub upstream: UpstreamConfig,
     /// Protocol and resource limits that protect the gateway.
+    #[serde(default)]
     pub limits: LimitsConfig,
     /// Access log and tracing.
+    #[serde(default)]
     pub observability: ObservabilityConfig,
     /// TCP services: one egress port per imported TCP service port.
+    #[serde(default)]
     pub tcp: Vec<TcpServiceConfig>,
     /// Runtime threads (0 = one per CPU; 1 = a single event loop).
+    #[serde(default)]
     pub threads: usize,
     /// The cluster agent: registration, trust bundles, catalog sync from the
     /// federation API, local discovery. Off unless `agent.endpoint` is set.
+    #[serde(default)]
     pub agent: causeway_agent::AgentConfig,
 }
 
+impl GatewayConfig {
+    /// A configuration for `cluster` with `identity` and every other
+    /// section at its default.
+    pub fn new(cluster: ClusterConfig, identity: IdentityConfig) -> Self {
+        Self {
+            cluster,
+            listeners: ListenersConfig::default(),
+            identity,
+            federation: FederationConfig::default(),
+            local_services: BTreeMap::new(),
+            upstream: UpstreamConfig::default(),
+            limits: LimitsConfig::default(),
+            observability: ObservabilityConfig::default(),
+            tcp: Vec::new(),
+            threads: 0,
+            agent: causeway_agent::AgentConfig::default(),
+        }
+    }
+}
+
 /// Identity and locality of the cluster this gateway runs in.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClusterConfig {
     /// Cluster id (RFC 1123 label, < 64 chars), e.g. `eu-west-1`.
-    pub id: String,
+    pub id: ClusterId,
     /// Region of this cluster, e.g. `eu-west`.
+    #[serde(default)]
     pub region: String,
     /// Zone of this cluster, e.g. `eu-west-1a`.
+    #[serde(default)]
     pub zone: String,
     /// Residency labels of this cluster, e.g. `["eu", "de"]`.
+    #[serde(default)]
     pub jurisdictions: Vec<String>,
     /// SPIFFE trust domain of this cluster, e.g. `eu.causeway.test`.
-    pub trust_domain: String,
+    pub trust_domain: TrustDomain,
+}
+
+impl ClusterConfig {
+    /// A cluster without locality.
+    pub fn new(id: ClusterId, trust_domain: TrustDomain) -> Self {
+        Self {
+            id,
+            region: String::new(),
+            zone: String::new(),
+            jurisdictions: Vec::new(),
+            trust_domain,
+        }
+    }
+}
+
+/// The endpoints of one local service: at least one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<SocketAddr>", into = "Vec<SocketAddr>")]
+pub struct Endpoints(Vec<SocketAddr>);
+
+impl Endpoints {
+    /// The addresses.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.0
+    }
+
+    /// Adds an address.
+    pub fn push(&mut self, addr: SocketAddr) {
+        self.0.push(addr);
+    }
+}
+
+impl TryFrom<Vec<SocketAddr>> for Endpoints {
+    type Error = &'static str;
+    fn try_from(v: Vec<SocketAddr>) -> Result<Self, Self::Error> {
+        if v.is_empty() {
+            return Err("a local service needs at least one endpoint");
+        }
+        Ok(Self(v))
+    }
+}
+
+impl From<Endpoints> for Vec<SocketAddr> {
+    fn from(e: Endpoints) -> Self {
+        e.0
+    }
+}
+
+impl From<SocketAddr> for Endpoints {
+    fn from(a: SocketAddr) -> Self {
+        Self(vec![a])
+    }
 }
 
 /// Listener addresses.
@@ -82,65 +174,12 @@ impl Default for ListenersConfig {
     }
 }
 
-/// Where the gateway's own identity comes from.
-///
-/// Either `authorityDir` (development: an in-process CA that issues this
-/// gateway's SVID) or `svidFile` + `keyFile` + `bundleFile`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct IdentityConfig {
-    /// Directory of an in-process certificate authority (created if empty).
-    pub authority_dir: Option<PathBuf>,
-    /// PEM file with this gateway's X.509-SVID chain (leaf first).
-    pub svid_file: Option<PathBuf>,
-    /// PEM file with the private key of `svidFile`.
-    pub key_file: Option<PathBuf>,
-    /// SPIFFE bundle (JSON) of this gateway's own trust domain.
-    pub bundle_file: Option<PathBuf>,
-    /// PEM file with a JWT-SVID signing key (PKCS#8 EC P-256) when not using `authorityDir`.
-    pub jwt_key_file: Option<PathBuf>,
-    /// SPIFFE ID stated as the calling workload in the caller JWT-SVID;
-    /// defaults to the gateway's own SPIFFE ID.
-    pub workload_id: Option<String>,
-    /// Lifetime of the caller JWT-SVIDs this gateway mints.
-    #[serde(with = "humantime_serde")]
-    pub caller_jwt_ttl: Duration,
-    /// Lifetime of the X.509-SVID issued by `authorityDir`.
-    #[serde(with = "humantime_serde")]
-    pub svid_ttl: Duration,
-    /// Lifetime of each CA certificate of `authorityDir`; the next CA
-    /// signs from half of it on (applies to CAs created from now on).
-    #[serde(with = "humantime_serde")]
-    pub ca_ttl: Duration,
-    /// How long a new CA is published in the bundle before it signs
-    /// (default 15 minutes); must be less than half of `caTtl`.
-    #[serde(with = "humantime_serde")]
-    pub ca_prepare_ahead: Option<Duration>,
-}
-
-impl Default for IdentityConfig {
-    fn default() -> Self {
-        Self {
-            authority_dir: None,
-            svid_file: None,
-            key_file: None,
-            bundle_file: None,
-            jwt_key_file: None,
-            workload_id: None,
-            caller_jwt_ttl: Duration::from_secs(300),
-            svid_ttl: Duration::from_secs(24 * 3600),
-            ca_ttl: Duration::from_secs(24 * 3600),
-            ca_prepare_ahead: None,
-        }
-    }
-}
-
 /// Federation inputs: bundles of other trust domains and the catalog.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct FederationConfig {
     /// Federated SPIFFE bundle files, keyed by trust domain.
-    pub bundles: BTreeMap<String, PathBuf>,
+    pub bundles: BTreeMap<TrustDomain, PathBuf>,
     /// Catalog snapshot file (JSON or YAML `CatalogSnapshot`).
     pub catalog_file: Option<PathBuf>,
     /// How often the catalog and bundle files are checked for changes.
@@ -174,7 +213,7 @@ pub struct UpstreamConfig {
     #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
     /// Maximum concurrent HTTP/2 streams per pooled gateway connection.
-    pub h2_streams_per_connection: usize,
+    pub h2_streams_per_connection: NonZeroUsize,
     /// Interval of active probes of remote gateways (`GET /healthz` over mTLS).
     #[serde(with = "humantime_serde")]
     pub probe_interval: Duration,
@@ -187,7 +226,7 @@ impl Default for UpstreamConfig {
             request_timeout: Duration::from_secs(30),
             max_retries: 2,
             pool_idle_timeout: Duration::from_secs(90),
-            h2_streams_per_connection: 100,
+            h2_streams_per_connection: NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN),
             probe_interval: Duration::from_secs(5),
         }
     }
@@ -200,7 +239,7 @@ pub struct LimitsConfig {
     /// Maximum total size of request headers in bytes.
     pub max_header_bytes: usize,
     /// Maximum number of request headers.
-    pub max_headers: usize,
+    pub max_headers: NonZeroUsize,
     /// Deadline for receiving a complete request header on a new connection.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -211,7 +250,7 @@ pub struct LimitsConfig {
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// Maximum concurrent downstream connections per listener.
-    pub max_connections: usize,
+    pub max_connections: NonZeroUsize,
     /// Maximum concurrent HTTP/2 streams per downstream connection.
     pub h2_max_concurrent_streams: u32,
     /// Local rate limit per destination service: sustained requests per second (0 = off).
@@ -224,11 +263,11 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_header_bytes: 64 * 1024,
-            max_headers: 100,
+            max_headers: NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
+            max_connections: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             h2_max_concurrent_streams: 256,
             rate_limit_rps: 0.0,
             rate_limit_burst: 0.0,
@@ -242,8 +281,9 @@ impl Default for LimitsConfig {
 pub struct ObservabilityConfig {
     /// Write one JSON access-log line per request to stdout.
     pub access_log: bool,
-    /// `tracing` filter for diagnostic logs (stderr), e.g. `info`.
-    pub log_level: String,
+    /// `tracing` filter for diagnostic logs (stderr), e.g. `info` or
+    /// `info,causeway_agent=debug`.
+    pub log_level: LogFilter,
     /// W3C trace context: `start` a trace when a request comes without a
     /// `traceparent`, or only `propagate` incoming ones.
     pub trace_context: TraceContextMode,
@@ -264,9 +304,49 @@ impl Default for ObservabilityConfig {
     fn default() -> Self {
         Self {
             access_log: false,
-            log_level: "info".to_owned(),
+            log_level: LogFilter::default(),
             trace_context: TraceContextMode::Start,
         }
+    }
+}
+
+/// A `tracing` filter directive (`info`, `warn,causeway_agent=debug`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LogFilter(String);
+
+impl LogFilter {
+    /// The directive.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for LogFilter {
+    fn default() -> Self {
+        Self("info".to_owned())
+    }
+}
+
+impl TryFrom<String> for LogFilter {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        tracing_subscriber::EnvFilter::try_new(&s)
+            .map_err(|e| format!("invalid log filter {s:?}: {e}"))?;
+        Ok(Self(s))
+    }
+}
+
+impl std::str::FromStr for LogFilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::try_from(s.to_owned())
+    }
+}
+
+impl From<LogFilter> for String {
+    fn from(l: LogFilter) -> Self {
+        l.0
     }
 }
 
@@ -275,9 +355,9 @@ impl Default for ObservabilityConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TcpServiceConfig {
     /// Service as `namespace/name`.
-    pub service: String,
+    pub service: ServiceRef,
     /// Service port (must be exported by the serving cluster).
-    pub port: u16,
+    pub port: std::num::NonZeroU16,
     /// Local address the egress listens on for this service port.
     pub listen: SocketAddr,
 }

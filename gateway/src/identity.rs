@@ -18,7 +18,7 @@ use causeway_trust::{
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
-use crate::config::{GatewayConfig, IdentityConfig};
+use crate::config::{GatewayConfig, IdentityConfig, IdentitySource};
 
 pub use jwt::CallerJwtCache;
 pub(crate) use resolver::SvidResolver;
@@ -92,7 +92,7 @@ pub struct Identity {
     svid: ArcSwap<X509Svid>,
     authority: Option<Arc<Authority>>,
     config: IdentityConfig,
-    federated_files: BTreeMap<String, PathBuf>,
+    federated_files: BTreeMap<TrustDomain, PathBuf>,
     /// Caller JWT-SVIDs minted per destination trust domain.
     pub caller_jwts: CallerJwtCache,
 }
@@ -131,17 +131,14 @@ fn certified_key(svid: &X509Svid) -> Result<Arc<CertifiedKey>, IdentityError> {
 impl Identity {
     /// Loads (or, with `authorityDir`, creates) the identity described by `config`.
     pub fn load(config: &GatewayConfig) -> Result<Self, IdentityError> {
-        let td =
-            TrustDomain::new(&config.cluster.trust_domain).map_err(|e| IdentityError::Invalid {
-                field: "cluster.trustDomain",
-                message: e.to_string(),
+        let td = config.cluster.trust_domain.clone();
+        let spiffe_id =
+            gateway_id(&td, config.cluster.id.as_str()).ok_or(IdentityError::Invalid {
+                field: "cluster.id",
+                message: "cannot form a gateway SPIFFE ID".into(),
             })?;
-        let spiffe_id = gateway_id(&td, &config.cluster.id).ok_or(IdentityError::Invalid {
-            field: "cluster.id",
-            message: "cannot form a gateway SPIFFE ID".into(),
-        })?;
         let idc = &config.identity;
-        let (svid, own_bundle, authority) = if let Some(dir) = &idc.authority_dir {
+        let (svid, own_bundle, authority) = if let IdentitySource::Authority { dir } = &idc.source {
             let authority_config = AuthorityConfig {
                 x509_svid_ttl: idc.svid_ttl,
                 jwt_svid_ttl: idc.caller_jwt_ttl,
@@ -167,13 +164,13 @@ impl Identity {
             })?;
             (svid, bundle, Some(Arc::new(authority)))
         } else {
-            let (Some(cert), Some(key), Some(bundle)) =
-                (&idc.svid_file, &idc.key_file, &idc.bundle_file)
+            let IdentitySource::Files {
+                svid: cert,
+                key,
+                bundle,
+            } = &idc.source
             else {
-                return Err(IdentityError::Invalid {
-                    field: "identity.svidFile",
-                    message: "svidFile, keyFile and bundleFile are required".into(),
-                });
+                unreachable!("an identity source is an authority or files")
             };
             let svid = X509Svid::from_pem(&read(cert)?, &read(key)?)
                 .map_err(|e| IdentityError::Svid(e.to_string()))?;
@@ -191,24 +188,15 @@ impl Identity {
         } else {
             svid.spiffe_id().clone()
         };
-        let workload_id = match &idc.workload_id {
-            Some(w) => SpiffeId::new(w).map_err(|e| IdentityError::Invalid {
-                field: "identity.workloadId",
-                message: e.to_string(),
-            })?,
-            None => spiffe_id.clone(),
-        };
+        let workload_id = idc.workload_id.clone().unwrap_or_else(|| spiffe_id.clone());
         let mut set = BundleSet::new()
             .with_bundle(td.clone(), own_bundle)
             .map_err(|e| IdentityError::Bundle {
                 path: PathBuf::from("<own>"),
                 message: e.to_string(),
             })?;
-        for (name, path) in &config.federation.bundles {
-            let ftd = TrustDomain::new(name).map_err(|e| IdentityError::Invalid {
-                field: "federation.bundles",
-                message: e.to_string(),
-            })?;
+        for (ftd, path) in &config.federation.bundles {
+            let ftd = ftd.clone();
             // A peer's bundle may be published after this gateway starts:
             // a missing file is picked up by the periodic refresh.
             let bundle = match load_bundle(path) {
@@ -297,10 +285,10 @@ impl Identity {
     pub fn refresh(&self) -> Result<bool, IdentityError> {
         let mut changed = false;
         let own = if let Some(a) = &self.authority {
-            a.tick_and_save(self.config.authority_dir.as_deref())?;
+            a.tick_and_save(self.config.authority_dir().map(|d| d.as_path()))?;
             Some(a.bundle())
-        } else if let Some(path) = &self.config.bundle_file {
-            Some(load_bundle(path)?)
+        } else if let IdentitySource::Files { bundle, .. } = &self.config.source {
+            Some(load_bundle(bundle)?)
         } else {
             None
         };
@@ -321,10 +309,7 @@ impl Identity {
                 }
             }
         }
-        for (name, path) in &self.federated_files {
-            let Ok(td) = TrustDomain::new(name) else {
-                continue;
-            };
+        for (td, path) in &self.federated_files {
             let bundle = match load_bundle(path) {
                 Ok(b) => b,
                 Err(IdentityError::Read { source, .. })
@@ -335,8 +320,8 @@ impl Identity {
                 Err(e) => return Err(e),
             };
             let current = self.bundles.load();
-            if current.get(&td).is_none_or(|b| *b != bundle)
-                && self.bundles.update(&td, bundle).is_ok()
+            if current.get(td).is_none_or(|b| *b != bundle)
+                && self.bundles.update(td, bundle).is_ok()
             {
                 tracing::info!(trust_domain = %td, "federated bundle updated");
                 changed = true;
@@ -350,7 +335,10 @@ impl Identity {
                 let fresh = a.issue_x509_svid(&self.spiffe_id)?;
                 let _ = self.bundles.update(&self.trust_domain, a.bundle());
                 Some(fresh)
-            } else if let (Some(c), Some(k)) = (&self.config.svid_file, &self.config.key_file) {
+            } else if let IdentitySource::Files {
+                svid: c, key: k, ..
+            } = &self.config.source
+            {
                 X509Svid::from_pem(&read(c)?, &read(k)?)
                     .ok()
                     .filter(|s| s.not_after() > svid.not_after())
@@ -385,12 +373,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn cluster() -> crate::config::ClusterConfig {
+        crate::config::ClusterConfig::new(
+            "eu-1".parse().unwrap(),
+            TrustDomain::new("eu-1.test").unwrap(),
+        )
+    }
+
     fn config(dir: &Path) -> GatewayConfig {
-        let mut c = GatewayConfig::default();
-        c.cluster.id = "eu-1".into();
-        c.cluster.trust_domain = "eu-1.test".into();
-        c.identity.authority_dir = Some(dir.join("ca"));
-        c
+        let source = IdentitySource::Authority {
+            dir: dir.join("ca"),
+        };
+        GatewayConfig::new(cluster(), IdentityConfig::new(source))
     }
 
     #[test]
@@ -444,7 +438,7 @@ mod tests {
         let peer_file = dir.path().join("us.json");
         c.federation
             .bundles
-            .insert("us-1.test".into(), peer_file.clone());
+            .insert(TrustDomain::new("us-1.test").unwrap(), peer_file.clone());
         let id = Identity::load(&c).unwrap();
         let us = TrustDomain::new("us-1.test").unwrap();
         assert!(!id.bundles.load().contains(&us));
@@ -452,5 +446,45 @@ mod tests {
         std::fs::write(&peer_file, other.bundle().to_json_pretty()).unwrap();
         assert!(id.refresh().unwrap());
         assert!(id.bundles.load().contains(&us));
+    }
+
+    /// With files kept by an external CA (SPIRE, cert-manager), a rotated
+    /// own bundle file reaches the store (which the agent publishes from and
+    /// the verifiers read); an older or broken one does not.
+    #[test]
+    fn own_bundle_file_is_taken_when_its_sequence_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let td = TrustDomain::new("eu-1.test").unwrap();
+        let ca = Authority::new(td.clone(), AuthorityConfig::default()).unwrap();
+        let svid = ca
+            .issue_x509_svid(&gateway_id(&td, "eu-1").unwrap())
+            .unwrap();
+        let (svid_file, key_file, bundle_file) = (
+            dir.path().join("tls.crt"),
+            dir.path().join("tls.key"),
+            dir.path().join("bundle.json"),
+        );
+        std::fs::write(&svid_file, svid.cert_chain_pem()).unwrap();
+        std::fs::write(&key_file, svid.private_key_pem()).unwrap();
+        std::fs::write(&bundle_file, ca.bundle().to_json_pretty()).unwrap();
+        let source = IdentitySource::Files {
+            svid: svid_file,
+            key: key_file,
+            bundle: bundle_file.clone(),
+        };
+        let id =
+            Identity::load(&GatewayConfig::new(cluster(), IdentityConfig::new(source))).unwrap();
+        let seq = ca.bundle().sequence();
+        assert_eq!(id.bundles.load().get(&td).unwrap().sequence(), seq);
+        assert!(!id.refresh().unwrap(), "nothing changed");
+        let rotated = ca.bundle().with_sequence(seq + 1);
+        std::fs::write(&bundle_file, rotated.to_json_pretty()).unwrap();
+        assert!(id.refresh().unwrap());
+        assert_eq!(id.bundles.load().get(&td).unwrap().sequence(), seq + 1);
+        std::fs::write(&bundle_file, ca.bundle().to_json_pretty()).unwrap();
+        assert!(!id.refresh().unwrap(), "an older bundle was taken");
+        std::fs::write(&bundle_file, "{broken").unwrap();
+        assert!(id.refresh().is_err());
+        assert_eq!(id.bundles.load().get(&td).unwrap().sequence(), seq + 1);
     }
 }

@@ -51,7 +51,9 @@ fn main() -> ExitCode {
         };
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.observability.log_level))
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(config.observability.log_level.as_str())
+        })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

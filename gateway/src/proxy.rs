@@ -33,7 +33,7 @@ pub(crate) async fn refuse_malformed(
     let res = check_request(
         session.req_header(),
         raw.as_deref(),
-        limits.max_headers,
+        limits.max_headers.get(),
         limits.max_header_bytes,
     );
     match res {

@@ -62,12 +62,12 @@ pub type EndpointLists = BTreeMap<String, Vec<SocketAddr>>;
 /// the union) and draining ones, used for a service only when it has no
 /// ready endpoint. A service with neither is left out.
 pub fn local_table<'a>(
-    ready: impl IntoIterator<Item = (&'a String, &'a Vec<SocketAddr>)>,
+    ready: impl IntoIterator<Item = (String, &'a [SocketAddr])>,
     draining: &EndpointLists,
 ) -> LocalTable {
-    let mut merged: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
+    let mut merged: BTreeMap<String, Vec<SocketAddr>> = BTreeMap::new();
     for (key, addrs) in ready {
-        let all = merged.entry(key.as_str()).or_default();
+        let all = merged.entry(key).or_default();
         for addr in addrs {
             if !all.contains(addr) {
                 all.push(*addr);
@@ -75,7 +75,7 @@ pub fn local_table<'a>(
         }
     }
     for (key, addrs) in draining {
-        let all = merged.entry(key.as_str()).or_default();
+        let all = merged.entry(key.clone()).or_default();
         if all.is_empty() {
             all.extend(addrs);
         }
@@ -88,9 +88,17 @@ pub fn local_table<'a>(
                 addrs: addrs.into_boxed_slice(),
                 cursor: AtomicUsize::new(0),
             };
-            (Box::from(key), Arc::new(endpoints))
+            (key.into_boxed_str(), Arc::new(endpoints))
         })
         .collect()
+}
+
+/// The configuration's `localServices`, as [`local_table`] takes them.
+fn configured(config: &GatewayConfig) -> impl Iterator<Item = (String, &[SocketAddr])> {
+    config
+        .local_services
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.addrs()))
 }
 
 /// One immutable revision of everything the request path reads.
@@ -181,7 +189,7 @@ impl Shared {
         metrics
             .catalog_revision
             .set(i64::try_from(catalog.revision()).unwrap_or(i64::MAX));
-        let local = local_table(&config.local_services, &EndpointLists::new());
+        let local = local_table(configured(&config), &EndpointLists::new());
         let identity = Arc::new(identity);
         let jwt_validator = JwtSvidValidator::new(identity.bundles.clone());
         let jwt_audience = identity.trust_domain.id().to_string();
@@ -239,8 +247,9 @@ impl Shared {
     /// Replaces the local endpoints from discovery (ready and draining); the
     /// config's `localServices` stay in force beside them.
     pub fn set_discovered_local(&self, ready: &EndpointLists, draining: &EndpointLists) {
+        let discovered = ready.iter().map(|(k, v)| (k.clone(), v.as_slice()));
         let table = Arc::new(local_table(
-            self.config.local_services.iter().chain(ready),
+            configured(&self.config).chain(discovered),
             draining,
         ));
         tracing::info!(services = table.len(), "local endpoints updated");

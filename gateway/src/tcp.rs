@@ -111,30 +111,30 @@ fn count_denial(shared: &Shared, service: &str, denial: &Denial) {
 }
 
 async fn egress(shared: &Shared, cfg: &TcpServiceConfig, client: TcpStream) {
-    let Some((ns, name)) = cfg.service.split_once('/') else {
-        return;
-    };
+    let (ns, name) = (cfg.service.namespace.as_str(), cfg.service.name.as_str());
+    let key = cfg.service.to_string();
+    let port = cfg.port.get();
     let state = shared.state();
     let mut tried: Vec<Arc<str>> = Vec::new();
     for _ in 0..=shared.config.upstream.max_retries {
         let decision = {
             let excluded: Vec<&str> = tried.iter().map(|c| &**c).collect();
             let req = RouteRequest::service(ns, name)
-                .with_port(cfg.port)
+                .with_port(port)
                 .with_random(rand::random())
                 .with_exclude(&excluded);
             decide(&state.catalog.routing, &shared.health, &req)
         };
         let route = match decision {
             Decision::Deny(d) => {
-                count_denial(shared, &cfg.service, &Denial::from(d));
+                count_denial(shared, &key, &Denial::from(d));
                 return;
             }
             Decision::Route(r) => r,
         };
         let target = route.target;
         if target.local {
-            let Some(endpoints) = state.local(cfg.service.as_str()) else {
+            let Some(endpoints) = state.local(&key) else {
                 return;
             };
             match TcpStream::connect(endpoints.pick()).await {
@@ -149,7 +149,7 @@ async fn egress(shared: &Shared, cfg: &TcpServiceConfig, client: TcpStream) {
             tried.push(target.cluster.clone());
             continue;
         };
-        let Ok(sni) = ServerName::try_from(tunnel_sni(ns, name, cfg.port)) else {
+        let Ok(sni) = ServerName::try_from(tunnel_sni(ns, name, port)) else {
             return;
         };
         let addr = conns.addrs[rand::random::<u8>() as usize % conns.addrs.len()];

@@ -176,7 +176,7 @@ impl RemoteConnectors {
             peer.group_key = 2;
         } else {
             o.alpn = ALPN::H2;
-            o.max_h2_streams = self.config.h2_streams_per_connection;
+            o.max_h2_streams = self.config.h2_streams_per_connection.get();
             o.h2_ping_interval = Some(std::time::Duration::from_secs(30));
             peer.group_key = 1;
         }
@@ -194,7 +194,7 @@ impl RemoteConnectors {
         let mut peer = HttpPeer::new(addr, false, String::new());
         if h2 {
             peer.options.alpn = ALPN::H2;
-            peer.options.max_h2_streams = self.config.h2_streams_per_connection;
+            peer.options.max_h2_streams = self.config.h2_streams_per_connection.get();
             peer.group_key = 3;
         } else {
             peer.group_key = 4;

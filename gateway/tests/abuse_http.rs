@@ -179,7 +179,8 @@ async fn recorder() -> Recorder {
 async fn request_smuggling_is_refused_and_nothing_is_smuggled() {
     let rec = recorder().await;
     let e = env(|c| {
-        c.local_services.insert("demo/echo".into(), vec![rec.addr]);
+        c.local_services
+            .insert("demo/echo".parse().unwrap(), rec.addr.into());
     })
     .await;
     let addr = e.gw.egress_addr;
@@ -388,7 +389,7 @@ async fn slow_request_body_is_cut_off() {
 async fn connection_flood_up_to_the_cap_does_not_hurt_a_legitimate_client() {
     let cap = 64;
     let e = env(|c| {
-        c.limits.max_connections = cap;
+        c.limits.max_connections = std::num::NonZeroUsize::new(cap).unwrap();
         c.limits.header_timeout = Duration::from_secs(5);
     })
     .await;

@@ -357,7 +357,7 @@ async fn access_policy_authorizes_the_caller_workload_from_its_jwt_svid() {
     )
     .await;
     let mut eu1_cfg = eu1.config(&[&us], &cat, &[]);
-    eu1_cfg.identity.workload_id = Some(frontend.to_owned());
+    eu1_cfg.identity.workload_id = Some(frontend.parse().unwrap());
     let _eu1 = start_binary(&eu1_cfg, &dir.path().join("eu1.json")).await;
     let _eu2 = start_binary(&eu2.config(&[&us], &cat, &[]), &dir.path().join("eu2.json")).await;
 
@@ -417,8 +417,8 @@ async fn tcp_service_is_tunnelled_over_the_mtls_link() {
     let tcp_port = free_port();
     let mut eu_cfg = eu.config(&[&us], &cat, &[]);
     eu_cfg.tcp.push(causeway_gateway::config::TcpServiceConfig {
-        service: "demo/db".into(),
-        port: 5432,
+        service: "demo/db".parse().unwrap(),
+        port: std::num::NonZeroU16::new(5432).unwrap(),
         listen: format!("127.0.0.1:{tcp_port}").parse().unwrap(),
     });
     let _eu = start_binary(&eu_cfg, &dir.path().join("eu.json")).await;
@@ -440,8 +440,8 @@ async fn tcp_service_is_tunnelled_over_the_mtls_link() {
     evil_cfg
         .tcp
         .push(causeway_gateway::config::TcpServiceConfig {
-            service: "demo/db".into(),
-            port: 5432,
+            service: "demo/db".parse().unwrap(),
+            port: std::num::NonZeroU16::new(5432).unwrap(),
             listen: format!("127.0.0.1:{evil_port}").parse().unwrap(),
         });
     let _evil = start_binary(&evil_cfg, &dir.path().join("evil.json")).await;

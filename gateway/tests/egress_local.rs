@@ -199,7 +199,7 @@ async fn content_length_with_transfer_encoding_is_refused() {
 
 #[tokio::test]
 async fn too_many_headers_get_431() {
-    let e = env(|c| c.limits.max_headers = 5).await;
+    let e = env(|c| c.limits.max_headers = std::num::NonZeroUsize::new(5).unwrap()).await;
     let headers: Vec<(String, String)> = (0..10).map(|i| (format!("x-h{i}"), "v".into())).collect();
     let hv: Vec<(&str, &str)> = headers
         .iter()
@@ -343,10 +343,10 @@ async fn connect_failures_are_retried_on_another_local_endpoint() {
         l.local_addr().unwrap()
     };
     let e = env(|c| {
-        c.local_services
-            .get_mut("demo/echo")
-            .unwrap()
-            .insert(0, dead);
+        let key = "demo/echo".parse().unwrap();
+        let live = c.local_services[&key].addrs().to_vec();
+        let addrs: Vec<_> = std::iter::once(dead).chain(live).collect();
+        c.local_services.insert(key, addrs.try_into().unwrap());
     })
     .await;
     for _ in 0..10 {

@@ -32,6 +32,13 @@ impl NameError {
     }
 }
 
+/// Whether `s` is an RFC 1123 DNS label (1..=63 chars of `[a-z0-9-]`,
+/// starting and ending with an alphanumeric character): the one label rule
+/// of the project (cluster ids, namespaces, service names, hosts, scopes).
+pub fn is_dns_label(s: &str) -> bool {
+    check_label("label", s, 63).is_ok()
+}
+
 /// Checks an RFC 1123 DNS label: 1..=`max` chars of `[a-z0-9-]`, starting and
 /// ending with an alphanumeric character.
 pub(crate) fn check_label(what: &'static str, s: &str, max: usize) -> Result<(), NameError> {

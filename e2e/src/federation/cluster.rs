@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use causeway_gateway::config::GatewayConfig;
+use causeway_gateway::config::{ClusterConfig, GatewayConfig, IdentityConfig, IdentitySource};
+use causeway_trust::TrustDomain;
 
 use super::Timings;
 use crate::echo::EchoServer;
@@ -137,16 +138,24 @@ impl ClusterDef {
         dir: &Path,
         t: &Timings,
     ) -> GatewayConfig {
-        let mut c = GatewayConfig::default();
-        c.cluster.id = self.id.clone();
-        c.cluster.region = self.region.clone();
-        c.cluster.zone = self.zone.clone();
-        c.cluster.jurisdictions = self.jurisdictions.clone();
-        c.cluster.trust_domain = self.trust_domain();
+        let cluster = ClusterConfig {
+            id: self
+                .id
+                .parse()
+                .expect("cluster ids of the harness are valid"),
+            region: self.region.clone(),
+            zone: self.zone.clone(),
+            jurisdictions: self.jurisdictions.clone(),
+            trust_domain: TrustDomain::new(&self.trust_domain())
+                .expect("trust domains of the harness are valid"),
+        };
+        let identity = IdentityConfig::new(IdentitySource::Authority {
+            dir: dir.join("ca"),
+        });
+        let mut c = GatewayConfig::new(cluster, identity);
         c.listeners.egress = egress;
         c.listeners.ingress = ingress;
         c.listeners.admin = admin;
-        c.identity.authority_dir = Some(dir.join("ca"));
         if let Some(ttl) = self.svid_ttl {
             c.identity.svid_ttl = ttl;
         }
@@ -159,7 +168,7 @@ impl ClusterDef {
         c.upstream.request_timeout = Duration::from_secs(5);
         c.upstream.probe_interval = t.probe_interval;
         c.observability.access_log = true;
-        c.observability.log_level = "warn".into();
+        c.observability.log_level = "warn".parse().expect("a valid filter");
         c.threads = 1;
         c
     }
@@ -189,7 +198,7 @@ impl ClusterHandle {
             .config
             .tcp
             .iter()
-            .find(|t| t.service == service)
+            .find(|t| t.service.to_string() == service)
             .map(|t| t.listen)
     }
 

@@ -68,11 +68,10 @@ fn state() -> GatewayState {
         }
     }))
     .unwrap();
-    let local = ClusterConfig {
-        id: "us-1".into(),
-        trust_domain: "us-1.example".into(),
-        ..ClusterConfig::default()
-    };
+    let local = ClusterConfig::new(
+        "us-1".parse().unwrap(),
+        causeway_trust::TrustDomain::new("us-1.example").unwrap(),
+    );
     let addr = vec!["127.0.0.1:9".parse().unwrap()];
     let mut ready: BTreeMap<String, Vec<std::net::SocketAddr>> = BTreeMap::new();
     for s in ["pay/ledger", "demo/echo", "demo/locked", "db/pg"] {
@@ -80,7 +79,10 @@ fn state() -> GatewayState {
     }
     GatewayState::without_services(
         CatalogState::build(catalog, &local),
-        local_table(&ready, &EndpointLists::new()),
+        local_table(
+            ready.iter().map(|(k, v)| (k.clone(), v.as_slice())),
+            &EndpointLists::new(),
+        ),
     )
 }
 

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::GatewayConfig;
+use causeway_api::model::ClusterId;
+
+use super::{GatewayConfig, LogFilter};
 
 /// Why a configuration could not be used. The message names the field.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +36,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// Overrides `cluster.id`.
-    pub cluster_id: Option<String>,
+    pub cluster_id: Option<ClusterId>,
     /// Overrides `listeners.egress`.
     pub egress: Option<SocketAddr>,
     /// Overrides `listeners.ingress`.
@@ -46,7 +48,7 @@ pub struct Overrides {
     /// Overrides `observability.accessLog`.
     pub access_log: Option<bool>,
     /// Overrides `observability.logLevel`.
-    pub log_level: Option<String>,
+    pub log_level: Option<LogFilter>,
     /// Overrides `agent.endpoint`.
     pub federation_endpoint: Option<String>,
     /// Overrides `agent.tokenFile`.
@@ -85,7 +87,8 @@ impl GatewayConfig {
         }
     }
 
-    /// Checks every field that serde cannot check; names the first bad field.
+    /// Checks what spans several fields (each field is valid once parsed);
+    /// names the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, message: &str| {
             Err(ConfigError::Invalid {
@@ -93,176 +96,59 @@ impl GatewayConfig {
                 message: message.to_owned(),
             })
         };
-        if !is_dns_label(&self.cluster.id) {
+        let td = &self.cluster.trust_domain;
+        if self.federation.bundles.contains_key(td) {
             return invalid(
-                "cluster.id",
-                "must be an RFC 1123 label (lowercase alphanumerics and '-', 1-63 chars)",
+                "federation.bundles",
+                "must not contain this cluster's own trust domain (use identity)",
             );
         }
-        if self.cluster.trust_domain.is_empty()
-            || !self
-                .cluster
-                .trust_domain
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(c))
+        if let Some(w) = &self.identity.workload_id
+            && w.trust_domain() != td
         {
             return invalid(
-                "cluster.trustDomain",
-                "must be a SPIFFE trust domain name (lowercase letters, digits, '.', '-', '_')",
+                "identity.workloadId",
+                &format!("{w} is not in this cluster's trust domain {td}"),
             );
-        }
-        let id = &self.identity;
-        let files = [&id.svid_file, &id.key_file, &id.bundle_file];
-        match (
-            &id.authority_dir,
-            files.iter().filter(|f| f.is_some()).count(),
-        ) {
-            (Some(_), 0) | (None, 3) => {}
-            (Some(_), _) => {
-                return invalid(
-                    "identity.authorityDir",
-                    "set either authorityDir or svidFile+keyFile+bundleFile, not both",
-                );
-            }
-            (None, _) => {
-                return invalid(
-                    "identity.svidFile",
-                    "set svidFile, keyFile and bundleFile (or authorityDir for development)",
-                );
-            }
-        }
-        if id.caller_jwt_ttl.as_secs() == 0 {
-            return invalid("identity.callerJwtTtl", "must be at least 1s");
-        }
-        let prepare_ahead = id
-            .ca_prepare_ahead
-            .unwrap_or(causeway_trust::AuthorityConfig::default().prepare_ahead());
-        if id.ca_ttl.as_secs() == 0 || prepare_ahead * 2 >= id.ca_ttl {
-            return invalid(
-                "identity.caTtl",
-                &format!(
-                    "must be more than twice identity.caPrepareAhead ({}s)",
-                    prepare_ahead.as_secs()
-                ),
-            );
-        }
-        for td in self.federation.bundles.keys() {
-            if td == &self.cluster.trust_domain {
-                return invalid(
-                    "federation.bundles",
-                    "must not contain this cluster's own trust domain (use identity)",
-                );
-            }
-        }
-        for (key, endpoints) in &self.local_services {
-            let ok = key
-                .split_once('/')
-                .is_some_and(|(ns, name)| is_dns_label(ns) && is_dns_label(name));
-            if !ok {
-                return invalid(
-                    "localServices",
-                    &format!("key {key:?} is not `namespace/name`"),
-                );
-            }
-            if endpoints.is_empty() {
-                return invalid("localServices", &format!("{key:?} has no endpoints"));
-            }
         }
         let l = &self.listeners;
         let clash = |a: SocketAddr, b: SocketAddr| a == b && a.port() != 0;
         if clash(l.egress, l.ingress) || clash(l.egress, l.admin) || clash(l.ingress, l.admin) {
             return invalid("listeners", "egress, ingress and admin must differ");
         }
-        for t in &self.tcp {
-            let ok = t
-                .service
-                .split_once('/')
-                .is_some_and(|(ns, name)| is_dns_label(ns) && is_dns_label(name));
-            if !ok || t.port == 0 {
-                return invalid(
-                    "tcp",
-                    &format!("{:?} needs `namespace/name` and a port", t.service),
-                );
-            }
-        }
-        if self.upstream.h2_streams_per_connection == 0 {
-            return invalid("upstream.h2StreamsPerConnection", "must be at least 1");
-        }
-        if self.limits.max_connections == 0 {
-            return invalid("limits.maxConnections", "must be at least 1");
-        }
-        if self.limits.max_headers == 0 || self.limits.max_header_bytes < 256 {
-            return invalid("limits.maxHeaders", "header limits are too small");
+        if self.limits.max_header_bytes < 256 {
+            return invalid("limits.maxHeaderBytes", "must be at least 256");
         }
         if self.limits.rate_limit_rps < 0.0 || self.limits.rate_limit_burst < 0.0 {
             return invalid("limits.rateLimitRps", "must not be negative");
         }
-        self.validate_agent()
-    }
-
-    fn validate_agent(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| {
-            Err(ConfigError::Invalid {
-                field,
-                message: message.to_owned(),
-            })
-        };
-        let agent = &self.agent;
-        let Some(endpoint) = &agent.endpoint else {
-            if agent.static_file.is_some() || agent.kubernetes.enabled {
-                return invalid(
-                    "agent.endpoint",
-                    "is required when agent.staticFile or agent.kubernetes is set",
-                );
-            }
-            return Ok(());
-        };
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return invalid(
-                "agent.endpoint",
-                "must be an http:// or https:// URL of the federation API",
-            );
-        }
-        if self.federation.catalog_file.is_some() {
+        if self.agent.enabled() && self.federation.catalog_file.is_some() {
             return invalid(
                 "federation.catalogFile",
                 "must not be set together with agent.endpoint (both would install catalogs)",
             );
         }
-        for gw in &agent.gateway_endpoints {
-            let ok = gw
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !ok {
-                return invalid(
-                    "agent.gatewayEndpoints",
-                    &format!("{gw:?} is not host:port"),
-                );
-            }
-        }
-        let zero = std::time::Duration::ZERO;
-        if agent.heartbeat_interval == zero
-            || agent.bundle_interval == zero
-            || agent.static_poll_interval == zero
-        {
-            return invalid(
-                "agent.heartbeatInterval",
-                "agent intervals must be greater than zero",
-            );
-        }
-        if agent.backoff_base == zero || agent.backoff_cap < agent.backoff_base {
-            return invalid(
-                "agent.backoffBase",
-                "must be greater than zero and at most agent.backoffCap",
-            );
-        }
-        Ok(())
+        self.agent.validate().map_err(|e| ConfigError::Invalid {
+            field: e.field,
+            message: e.message,
+        })
     }
 }
 
-/// Parses a configuration document (YAML or JSON) without validating it.
+/// Parses a configuration document (YAML or JSON); every field is checked
+/// as it parses (errors name the field's path), cross-field rules are
+/// [`GatewayConfig::validate`]'s.
 pub fn parse_str(text: &str) -> Result<GatewayConfig, ConfigError> {
-    serde_norway::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    let de = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            ConfigError::Parse(inner.to_string())
+        } else {
+            ConfigError::Parse(format!("{path}: {inner}"))
+        }
+    })
 }
 
 /// Reads and parses a configuration file.
@@ -272,15 +158,6 @@ pub fn load_file(path: &Path) -> Result<GatewayConfig, ConfigError> {
         source,
     })?;
     parse_str(&text)
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() < 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 #[cfg(test)]
@@ -306,32 +183,67 @@ mod tests {
     }
 
     #[test]
-    fn bad_cluster_id_names_the_field() {
-        let c = parse_str(&MIN.replace("eu-1", "EU_1")).unwrap();
-        let e = c.validate().unwrap_err();
-        assert!(e.to_string().contains("cluster.id"), "{e}");
+    fn bad_values_are_refused_when_parsed_naming_the_field() {
+        for (bad, field) in [
+            (MIN.replace("eu-1", "EU_1"), "cluster.id"),
+            (MIN.replace("eu.test", "EU test"), "cluster.trustDomain"),
+            (
+                format!("{MIN}localServices: {{ \"nope\": [\"127.0.0.1:1\"] }}\n"),
+                "localServices",
+            ),
+            (
+                format!("{MIN}localServices: {{ \"a/b\": [] }}\n"),
+                "localServices",
+            ),
+            (
+                format!("{MIN}limits: {{ maxConnections: 0 }}\n"),
+                "limits.maxConnections",
+            ),
+            (
+                format!("{MIN}observability: {{ logLevel: \"info,=nope[\" }}\n"),
+                "observability.logLevel",
+            ),
+            (
+                format!("{MIN}tcp: [{{ service: nope, port: 5432, listen: \"127.0.0.1:1\" }}]\n"),
+                "tcp",
+            ),
+        ] {
+            let e = parse_str(&bad).unwrap_err().to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]
     fn identity_needs_one_source() {
-        let c = parse_str("cluster: { id: a, trustDomain: t }").unwrap();
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("identity.svidFile")
-        );
+        let e = parse_str("cluster: { id: a, trustDomain: t }\nidentity: {}\n").unwrap_err();
+        assert!(e.to_string().contains("svidFile"), "{e}");
+        let e = parse_str(
+            "cluster: { id: a, trustDomain: t }\nidentity: { authorityDir: /x, svidFile: /y }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn a_workload_outside_the_own_trust_domain_is_refused() {
+        let c = parse_str(&MIN.replace(
+            "authorityDir: /tmp/x",
+            "authorityDir: /tmp/x, workloadId: \"spiffe://other.test/ns/a/sa/b\"",
+        ))
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("identity.workloadId"), "{e}");
     }
 
     #[test]
     fn overrides_win() {
         let mut c = parse_str(MIN).unwrap();
         c.apply(&Overrides {
-            cluster_id: Some("other".into()),
+            cluster_id: Some("other".parse().unwrap()),
             egress: Some("127.0.0.1:1".parse().unwrap()),
             ..Overrides::default()
         });
-        assert_eq!(c.cluster.id, "other");
+        assert_eq!(c.cluster.id.as_str(), "other");
         assert_eq!(c.listeners.egress.port(), 1);
     }
 

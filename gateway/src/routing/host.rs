@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use causeway_api::model::is_dns_label;
+
 /// The DNS suffix of multi-cluster services (KEP-1645).
 pub const CLUSTERSET_SUFFIX: &str = "svc.clusterset.local";
 
@@ -67,23 +69,15 @@ pub fn parse_host(host: &str) -> Result<HostRef<'_>, HostError> {
     if !suffix.eq_ignore_ascii_case(CLUSTERSET_SUFFIX) {
         return Err(HostError::NotClusterset);
     }
-    if !is_label(name) || !is_label(namespace) {
+    let (name, namespace) = (lower(name), lower(namespace));
+    if !is_dns_label(&name) || !is_dns_label(&namespace) {
         return Err(HostError::InvalidLabel);
     }
     Ok(HostRef {
-        name: lower(name),
-        namespace: lower(namespace),
+        name,
+        namespace,
         port,
     })
-}
-
-fn is_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
 }
 
 fn lower(s: &str) -> Cow<'_, str> {

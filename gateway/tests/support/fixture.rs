@@ -14,7 +14,7 @@ use causeway_api::model::{
     ServiceSelector, TrafficPolicy, TrafficPolicySpec, ZoneEndpoints,
 };
 use causeway_gateway::Gateway;
-use causeway_gateway::config::GatewayConfig;
+use causeway_gateway::config::{ClusterConfig, GatewayConfig, IdentityConfig, IdentitySource};
 use causeway_trust::{Authority, AuthorityConfig, SystemClock, TrustDomain};
 
 /// A free loopback port (bound then released).
@@ -98,28 +98,35 @@ impl Site {
         catalog_file: &Path,
         local_services: &[(&str, SocketAddr)],
     ) -> GatewayConfig {
-        let mut c = GatewayConfig::default();
-        c.cluster.id = self.id.clone();
-        c.cluster.region = self.region.clone();
-        c.cluster.zone = self.zone.clone();
-        c.cluster.jurisdictions = self.jurisdictions.clone();
-        c.cluster.trust_domain = self.trust_domain.clone();
+        let cluster = ClusterConfig {
+            id: self.id.parse().unwrap(),
+            region: self.region.clone(),
+            zone: self.zone.clone(),
+            jurisdictions: self.jurisdictions.clone(),
+            trust_domain: TrustDomain::new(&self.trust_domain).unwrap(),
+        };
+        let identity = IdentityConfig::new(IdentitySource::Authority {
+            dir: self.authority_dir.clone(),
+        });
+        let mut c = GatewayConfig::new(cluster, identity);
         c.listeners.egress = self.egress;
         c.listeners.ingress = self.ingress;
         c.listeners.admin = self.admin;
-        c.identity.authority_dir = Some(self.authority_dir.clone());
         for p in peers {
-            c.federation
-                .bundles
-                .insert(p.trust_domain.clone(), p.bundle_file.clone());
+            c.federation.bundles.insert(
+                TrustDomain::new(&p.trust_domain).unwrap(),
+                p.bundle_file.clone(),
+            );
         }
         c.federation.catalog_file = Some(catalog_file.to_owned());
         c.federation.reload_interval = Duration::from_millis(200);
         for (svc, addr) in local_services {
-            c.local_services
-                .entry((*svc).to_owned())
-                .or_default()
-                .push(*addr);
+            match c.local_services.entry(svc.parse().unwrap()) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().push(*addr),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((*addr).into());
+                }
+            }
         }
         c.upstream.connect_timeout = Duration::from_millis(500);
         c.upstream.probe_interval = Duration::from_millis(300);
