@@ -286,7 +286,7 @@ async fn oversized_and_slow_requests_are_cut_off() {
         "a".repeat(64 * 1024)
     );
     let st = statuses(&exchange(addr, big.as_bytes()).await);
-    assert!(st.first().is_none_or(|s| *s == 431 || *s == 400), "{st:?}");
+    assert_eq!(st.first(), Some(&431), "one huge header: {st:?}");
     let many: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
     let st = statuses(
         &exchange(
@@ -295,17 +295,17 @@ async fn oversized_and_slow_requests_are_cut_off() {
         )
         .await,
     );
-    assert!(st.first().is_none_or(|s| *s == 431 || *s == 400), "{st:?}");
+    // More header lines than Pingora's parser holds (256) fail parsing:
+    // Pingora answers 400 before any filter runs. (Fewer lines over
+    // `limits.maxHeaders` get 431 from the gateway's own check.)
+    assert_eq!(st.first(), Some(&400), "500 headers: {st:?}");
     let line = format!(
         "GET /{} HTTP/1.1\r\nHost: {HOST}\r\n\r\n",
         "p".repeat(64 * 1024)
     );
     let st = statuses(&exchange(addr, line.as_bytes()).await);
-    assert!(
-        st.first()
-            .is_none_or(|s| *s == 414 || *s == 431 || *s == 400),
-        "{st:?}"
-    );
+    // Pingora refuses a request line this long while parsing: 400.
+    assert_eq!(st.first(), Some(&400), "a 64 KiB request line: {st:?}");
     assert_eq!(
         e.backend.count(),
         0,

@@ -30,6 +30,19 @@ async fn time_until_served_by(
     }
 }
 
+/// The tier and cluster `/debug/route` of `from` chooses for `svc`.
+async fn chosen(fed: &Federation, from: &str, svc: &str) -> anyhow::Result<(String, String)> {
+    let route = fed.cluster(from)?.gateway.debug_route(svc, &[]).await?;
+    let d = &route["decision"];
+    anyhow::ensure!(d["outcome"] == "route", "not routed: {route}");
+    let tier = d["tier"]["kind"].as_str().unwrap_or_default().to_owned();
+    let cluster = d["target"]["cluster"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((tier, cluster))
+}
+
 /// Every one of `n` calls is served by `want`.
 async fn all_served_by(
     fed: &Federation,
@@ -69,19 +82,26 @@ async fn s02_locality_prefers_zone_then_region_then_rest() -> anyhow::Result<()>
     let svc = host("shop/catalog");
     let from = "eu-west-1a";
     all_served_by(&fed, from, &svc, "eu-west-1a", 10).await?;
-    let route = fed.cluster(from)?.gateway.debug_route(&svc, &[]).await?;
-    assert!(
-        route.to_string().contains("zone"),
-        "debug/route explains the tier: {route}"
+    assert_eq!(
+        chosen(&fed, from, &svc).await?,
+        ("zone".into(), "eu-west-1a".into())
     );
 
     fed.stop_backend("eu-west-1a", "shop/catalog").await?;
     let to_zone_b = time_until_served_by(&fed, from, &svc, "eu-west-1b").await?;
     all_served_by(&fed, from, &svc, "eu-west-1b", 10).await?;
+    assert_eq!(
+        chosen(&fed, from, &svc).await?,
+        ("region".into(), "eu-west-1b".into())
+    );
 
     fed.stop_backend("eu-west-1b", "shop/catalog").await?;
     let to_us = time_until_served_by(&fed, from, &svc, "us-east-1").await?;
     all_served_by(&fed, from, &svc, "us-east-1", 10).await?;
+    assert_eq!(
+        chosen(&fed, from, &svc).await?,
+        ("rest".into(), "us-east-1".into())
+    );
 
     fed.restore_backend("eu-west-1b", "shop/catalog").await?;
     fed.restore_backend("eu-west-1a", "shop/catalog").await?;
