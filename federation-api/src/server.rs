@@ -71,11 +71,13 @@
 
 mod catalog;
 pub mod config;
+mod edge;
 pub mod error;
 mod extract;
 mod grpc;
 mod http_metrics;
 pub mod metrics;
+mod openapi_extra;
 mod routes;
 mod run;
 pub mod watch;

@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// The media type of an RFC 7396 JSON merge patch, the body of `PATCH`.
+pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
+
 /// One page of a list response.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -31,4 +34,38 @@ pub struct HeartbeatAck {
     pub last_heartbeat: OffsetDateTime,
     /// Seconds until the cluster is reported disconnected without another heartbeat.
     pub ttl_seconds: u64,
+}
+
+/// The answer of `GET /v1/version`: the server's build (no authentication).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    /// The release version, e.g. `0.1.0`.
+    pub version: String,
+    /// The commit the binary was built from, when the build knew it (set
+    /// `CAUSEWAY_GIT_COMMIT` at build time; the image build does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+}
+
+impl VersionInfo {
+    /// The build of the running binary (every Causeway crate shares the
+    /// workspace version).
+    pub fn this_build() -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            git_commit: option_env!("CAUSEWAY_GIT_COMMIT")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        }
+    }
+
+    /// `version`, with ` (commit)` when known.
+    pub fn display(&self) -> String {
+        match &self.git_commit {
+            Some(c) => format!("{} ({c})", self.version),
+            None => self.version.clone(),
+        }
+    }
 }
