@@ -58,9 +58,10 @@ pub struct Cli {
     /// Context of the config file to use instead of its current context.
     #[arg(long, global = true, env = "CAUSEWAY_CONTEXT")]
     pub context: Option<String>,
-    /// Config file [default: $XDG_CONFIG_HOME/causeway/config, else
-    /// ~/.config/causeway/config].
-    #[arg(long = "config", global = true, env = "CAUSEWAY_CONFIG")]
+    /// Config file of contexts [default: $XDG_CONFIG_HOME/causeway/config,
+    /// else ~/.config/causeway/config]. Not CAUSEWAY_CONFIG: that is the
+    /// server's config file.
+    #[arg(long = "config", global = true, env = "CAUSEWAYCTL_CONFIG")]
     pub config_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
@@ -328,7 +329,7 @@ pub struct CompletionArgs {
       server: https://federation.example.com\n    \
       tokenFile: /home/me/.causeway/prod.token   # or token: <jwt>\n    \
       caFile: /etc/causeway/ca.pem\n\n\
-    Its path: --config, else CAUSEWAY_CONFIG, else $XDG_CONFIG_HOME/causeway/config, \
+    Its path: --config, else CAUSEWAYCTL_CONFIG, else $XDG_CONFIG_HOME/causeway/config, \
     else ~/.config/causeway/config. Relative tokenFile/caFile paths are relative to \
     the file; `~/` is the home directory. Comments are not kept when a command \
     rewrites the file."

@@ -78,7 +78,7 @@ fn home() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// The config file path: `--config`/`CAUSEWAY_CONFIG`, else
+/// The config file path: `--config`/`CAUSEWAYCTL_CONFIG`, else
 /// `$XDG_CONFIG_HOME/causeway/config`, else `~/.config/causeway/config`.
 pub(super) fn config_path(cli: &Cli) -> Option<PathBuf> {
     if let Some(p) = &cli.config_file {
