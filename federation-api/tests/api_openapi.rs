@@ -27,7 +27,10 @@ const DESIGN: &[(&str, &[&str])] = &[
     ("/v1/trust-domains", &["get"]),
     ("/v1/trust-domains/{td}/bundle", &["get", "put"]),
     ("/v1/policies/{kind}", &["get"]),
-    ("/v1/policies/{kind}/{name}", &["get", "put", "delete", "patch"]),
+    (
+        "/v1/policies/{kind}/{name}",
+        &["get", "put", "delete", "patch"],
+    ),
     ("/v1/watch", &["get"]),
     ("/v1/openapi.json", &["get"]),
     ("/v1/version", &["get"]),

@@ -61,6 +61,18 @@ impl VersionInfo {
         }
     }
 
+    /// The labels of a `causeway_build_info` metric: `version` and `commit`
+    /// (`unknown` when the build did not know it; labels are always present).
+    pub fn labels(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("version", self.version.clone()),
+            (
+                "commit",
+                self.git_commit.clone().unwrap_or_else(|| "unknown".into()),
+            ),
+        ]
+    }
+
     /// `version`, with ` (commit)` when known.
     pub fn display(&self) -> String {
         match &self.git_commit {
