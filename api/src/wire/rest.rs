@@ -81,3 +81,34 @@ impl VersionInfo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_labels_are_always_present() {
+        let v = VersionInfo {
+            version: "1.2.3".into(),
+            git_commit: None,
+        };
+        assert_eq!(
+            v.labels(),
+            [
+                ("version", "1.2.3".to_owned()),
+                ("commit", "unknown".to_owned())
+            ]
+        );
+        assert_eq!(v.display(), "1.2.3");
+        let v = VersionInfo {
+            git_commit: Some("abc123".into()),
+            ..v
+        };
+        assert_eq!(v.labels()[1].1, "abc123");
+        assert_eq!(v.display(), "1.2.3 (abc123)");
+        assert_eq!(
+            serde_json::to_value(&v).unwrap_or_default(),
+            serde_json::json!({"version": "1.2.3", "gitCommit": "abc123"})
+        );
+    }
+}

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use super::CliError;
 use super::args::{Cli, ConfigCommand, Output};
-use super::output::{print_one, to_yaml};
 
 /// The default server when nothing names one.
 pub(super) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -148,7 +147,7 @@ impl ConfigFile {
             b.mode(0o700);
         }
         b.create(dir).map_err(io)?;
-        let text = to_yaml(&serde_json::to_value(self).map_err(|e| CliError::Io(e.to_string()))?)?;
+        let text = serde_norway::to_string(self).map_err(|e| CliError::Io(e.to_string()))?;
         let tmp = dir.join(format!(
             ".{}.tmp-{}",
             path.file_name()
@@ -336,13 +335,15 @@ pub(super) fn run(
                     }
                 }
             }
-            let v = serde_json::to_value(&file).map_err(|e| CliError::Io(e.to_string()))?;
-            let o = if *output == Output::Json {
-                Output::Json
+            // Field order as in the file (name first), not sorted.
+            let text = if *output == Output::Json {
+                serde_json::to_string_pretty(&file)
+                    .map(|t| t + "\n")
+                    .map_err(|e| CliError::Io(e.to_string()))?
             } else {
-                Output::Yaml
+                serde_norway::to_string(&file).map_err(|e| CliError::Io(e.to_string()))?
             };
-            print_one(out, &v, o)
+            out.write_all(text.as_bytes()).map_err(super::io)
         }
         ConfigCommand::GetContexts => {
             let current = cli.context.as_ref().or(file.current_context.as_ref());
