@@ -49,7 +49,7 @@ fn helm() -> &'static Path {
 }
 
 /// The CI value profiles shipped with the chart.
-const PROFILES: [&str; 3] = ["default", "ha", "gateway-only"];
+const PROFILES: [&str; 4] = ["default", "ha", "gateway-only", "openshift"];
 
 fn profile(name: &str) -> PathBuf {
     chart_dir().join(format!("ci/{name}-values.yaml"))
@@ -143,17 +143,26 @@ fn kinds(docs: &[Doc]) -> BTreeSet<String> {
     docs.iter().map(|d| d.kind().to_owned()).collect()
 }
 
-/// Pod specs of every workload.
+/// Pod specs of every workload (CronJobs' job templates included).
 fn pod_specs(docs: &[Doc]) -> Vec<(String, &Value)> {
     docs.iter()
-        .filter(|d| matches!(d.kind(), "Deployment" | "StatefulSet" | "DaemonSet" | "Job"))
-        .map(|d| {
-            (
+        .filter_map(|d| {
+            let spec = match d.kind() {
+                "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => &d.value["spec"],
+                "CronJob" => &d.value["spec"]["jobTemplate"]["spec"],
+                _ => return None,
+            };
+            Some((
                 format!("{}/{}", d.kind(), d.name()),
-                &d.value["spec"]["template"]["spec"],
-            )
+                &spec["template"]["spec"],
+            ))
         })
         .collect()
+}
+
+/// Workloads whose pods run to completion: no liveness or readiness probes.
+fn runs_to_completion(workload: &str) -> bool {
+    workload.starts_with("Job/") || workload.starts_with("CronJob/")
 }
 
 fn port_named(container: &Value, name: &str) -> u16 {
@@ -171,6 +180,18 @@ fn config_map_file<'a>(docs: &'a [Doc], name: &str, key: &str) -> &'a str {
         .as_str()
         .unwrap_or_else(|| panic!("ConfigMap {name} has no {key}"))
 }
+
+/// `helm template` arguments of a federation-API-only release (embedded store).
+const FEDERATION_ONLY: [&str; 8] = [
+    "--set",
+    "gateway.enabled=false",
+    "--set",
+    "federationApi.enabled=true",
+    "--set",
+    "federationApi.replicas=1",
+    "--set",
+    "federationApi.jwt.existingSecret=jwt",
+];
 
 const GATEWAY: &str = "cw-causeway-gateway";
 const FEDERATION: &str = "cw-causeway-federation";
@@ -234,9 +255,14 @@ fn every_container_is_hardened_limited_and_probed() {
                         );
                     }
                 }
-                for probe in ["livenessProbe", "readinessProbe"] {
-                    let p = &c[probe]["httpGet"];
-                    assert!(p["path"].is_string(), "{what}: no HTTP {probe}");
+                let is_init = spec["initContainers"]
+                    .as_array()
+                    .is_some_and(|i| i.contains(c));
+                if !runs_to_completion(&workload) && !is_init {
+                    for probe in ["livenessProbe", "readinessProbe"] {
+                        let p = &c[probe]["httpGet"];
+                        assert!(p["path"].is_string(), "{what}: no HTTP {probe}");
+                    }
                 }
                 let sc = &c["securityContext"];
                 assert_eq!(sc["runAsNonRoot"], true, "{what}: runAsNonRoot");
@@ -410,7 +436,9 @@ fn federation_config_is_accepted_by_the_server() {
         config.jwt.public_key_file.is_some(),
         "ES256 verification key is mounted"
     );
-    // The etcd endpoints are the bundled members' stable DNS names.
+    // The etcd endpoints are the bundled members' stable DNS names, over TLS
+    // as the profile asks, with the client certificate's Secret mounted where
+    // the config points.
     let sts = find(&docs, "StatefulSet", ETCD);
     let replicas = sts.value["spec"]["replicas"].as_u64().unwrap();
     assert_eq!(replicas, 3);
@@ -420,9 +448,26 @@ fn federation_config_is_accepted_by_the_server() {
     for (i, ep) in config.store.etcd.iter().enumerate() {
         assert_eq!(
             ep,
-            &format!("http://{ETCD}-{i}.{peer_svc}.causeway.svc:2379")
+            &format!("https://{ETCD}-{i}.{peer_svc}.causeway.svc:2379")
         );
     }
+    let spec = &deploy.value["spec"]["template"]["spec"];
+    let dir = Path::new(
+        volume_mount(spec, "etcd-tls")["mountPath"]
+            .as_str()
+            .unwrap(),
+    );
+    for file in [
+        &config.store.etcd_ca,
+        &config.store.etcd_cert,
+        &config.store.etcd_key,
+    ] {
+        assert_eq!(file.as_deref().unwrap().parent(), Some(dir));
+    }
+    assert_eq!(
+        volume(spec, "etcd-tls")["secret"]["secretName"],
+        "causeway-etcd-client-tls"
+    );
     let args: Vec<String> = serde_json::from_value(
         sts.value["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
     )
@@ -545,6 +590,17 @@ fn profiles_render_the_expected_components() {
         find(&ha, "NetworkPolicy", name);
     }
     find(&ha, "ServiceMonitor", GATEWAY);
+    let backup = find(&ha, "CronJob", &format!("{ETCD}-backup"));
+    let claim = find(&ha, "PersistentVolumeClaim", &format!("{ETCD}-backup"));
+    assert_eq!(
+        claim.value["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+        "helm uninstall keeps the snapshots"
+    );
+    let job_spec = &backup.value["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(
+        volume(job_spec, "backup")["persistentVolumeClaim"]["claimName"],
+        claim.name()
+    );
 
     let only = render("gateway-only", &[]);
     assert!(only.iter().all(|d| !d.name().starts_with(FEDERATION)));
@@ -635,7 +691,7 @@ fn agent_rbac_is_exactly_what_the_agent_uses() {
 /// The agent's Kubernetes API use: (api group, resource, verbs), as its
 /// controllers declare it next to the calls they make.
 fn agent_rbac_rules() -> &'static [(&'static str, &'static str, &'static [&'static str])] {
-    causeway_gateway::agent::RBAC_RULES
+    causeway_agent::RBAC_RULES
 }
 
 #[test]
@@ -702,17 +758,7 @@ fn missing_token_secret_fails_with_a_clear_message() {
         "{err}"
     );
     // A federation-only install needs neither.
-    template(&[
-        "--set",
-        "gateway.enabled=false",
-        "--set",
-        "federationApi.enabled=true",
-        "--set",
-        "federationApi.replicas=1",
-        "--set",
-        "federationApi.jwt.existingSecret=jwt",
-    ])
-    .unwrap();
+    template(&FEDERATION_ONLY).unwrap();
 }
 
 #[test]
@@ -749,8 +795,12 @@ fn other_missing_secrets_fail_with_clear_messages() {
 fn schema_closes_every_object() {
     fn walk(path: &str, s: &Value, open: &mut Vec<String>) {
         let Some(obj) = s.as_object() else { return };
+        // Open on purpose only with a `$comment` saying why (a Kubernetes
+        // object, or other charts' `global` values).
         if obj.contains_key("properties")
             && obj.get("additionalProperties") != Some(&Value::Bool(false))
+            && !(obj.get("additionalProperties") == Some(&Value::Bool(true))
+                && obj.contains_key("$comment"))
         {
             open.push(path.to_owned());
         }
@@ -917,6 +967,51 @@ fn loopback_port() -> std::net::SocketAddr {
     causeway_e2e::net::free_addr("127.0.0.1".parse().unwrap()).unwrap()
 }
 
+/// Starts the federation API as `container` starts it, with `config` (its
+/// rendered file, already moved onto this machine) plus a fresh ES256
+/// verification key, all in `dir`.
+fn spawn_federation(
+    dir: &Path,
+    container: &Value,
+    mut config: Value,
+) -> causeway_e2e::process::ChildGuard {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let out = Command::new(causeway_e2e::binaries::binary("causewayctl").unwrap())
+        .args(["token", "keygen", "--out-dir"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    config["jwt"]["publicKeyFile"] = Value::from(keys.join("public.pem").to_str().unwrap());
+    let file = dir.join("federation.yaml");
+    std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
+    causeway_e2e::process::ChildGuard::spawn(
+        "causeway-federation",
+        command_line(container, &file),
+        &dir.join("federation.log"),
+    )
+    .unwrap()
+}
+
+/// Polls `ready` every 200 ms for up to 30 s; panics with `failure()` when it
+/// never holds.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool, failure: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}:\n{}",
+            failure()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// The gateway started exactly as the Deployment starts it, with the rendered
 /// config (listeners moved to free loopback ports, the data directory to a
 /// temporary one), answers its liveness and readiness probes on the admin
@@ -980,18 +1075,9 @@ fn rendered_gateway_starts_and_answers_its_probes() {
 #[test]
 fn rendered_federation_api_starts_and_answers_its_probes() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = template(&[
-        "--set",
-        "gateway.enabled=false",
-        "--set",
-        "federationApi.enabled=true",
-        "--set",
-        "federationApi.replicas=1",
-        "--set",
-        "federationApi.jwt.existingSecret=jwt",
-    ])
-    .map(|t| parse_manifests(&t))
-    .unwrap();
+    let docs = template(&FEDERATION_ONLY)
+        .map(|t| parse_manifests(&t))
+        .unwrap();
     let c =
         &find(&docs, "Deployment", FEDERATION).value["spec"]["template"]["spec"]["containers"][0];
     let mut config: Value =
@@ -1007,31 +1093,1174 @@ fn rendered_federation_api_starts_and_answers_its_probes() {
     let listen = loopback_port();
     config["listen"] = Value::from(listen.to_string());
     config["store"]["dataDir"] = Value::from(tmp.path().join("data").to_str().unwrap());
-    let keys = tmp.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let out = Command::new(causeway_e2e::binaries::binary("causewayctl").unwrap())
-        .args(["token", "keygen", "--out-dir"])
-        .arg(&keys)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    config["jwt"]["publicKeyFile"] = Value::from(keys.join("public.pem").to_str().unwrap());
-    let file = tmp.path().join("federation.yaml");
-    std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
-    let mut child = causeway_e2e::process::ChildGuard::spawn(
-        "causeway-federation",
-        command_line(c, &file),
-        &tmp.path().join("federation.log"),
-    )
-    .unwrap();
+    let mut child = spawn_federation(tmp.path(), c, config);
     let checks = probes(c);
     assert!(checks.len() >= 2, "{checks:?}");
     for (kind, path, p) in checks {
         assert_eq!(p, port, "{kind} is on the API port");
         assert_eq!(wait_answer(listen, &path, &mut child), 200, "{kind} {path}");
     }
+}
+
+// ------------------------------------------------ Kubernetes JSON schemas --
+
+/// Kubernetes minor versions whose JSON schemas rendered objects must pass:
+/// the chart's minimum (`kubeVersion: >=1.27.0-0`), one in the middle, and the
+/// newest that kubernetes-validate ships.
+const KUBE_VERSIONS: [&str; 3] = ["1.27", "1.32", "1.37"];
+
+/// One verdict of `scripts/kubernetes-validate.sh`: one object against one
+/// Kubernetes version.
+#[derive(Debug, Deserialize)]
+struct Verdict {
+    kind: Option<String>,
+    name: Option<String>,
+    requested: String,
+    version: Option<String>,
+    result: String,
+    path: Option<String>,
+    message: Option<String>,
+}
+
+/// Checks a rendered manifest stream against the Kubernetes JSON schemas of
+/// `versions` (strict: unknown fields fail) with the PyPI package
+/// kubernetes-validate, installed by the script when missing. Panics when the
+/// validator cannot be had: these tests never skip.
+fn kube_validate(manifests: &str, versions: &[&str]) -> Vec<Verdict> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let script = repo_root().join("scripts/kubernetes-validate.sh");
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .args(versions)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = manifests.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/kubernetes-validate.sh could not check the manifests (chart tests need it, they do not skip):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Every object of `manifests` has a schema in each of `versions`, was
+/// checked against that very version, and passed. Returns the verdicts.
+fn assert_kube_valid(manifests: &str, versions: &[&str], what: &str) -> Vec<Verdict> {
+    let verdicts = kube_validate(manifests, versions);
+    let objects = parse_manifests(manifests).len();
+    assert_eq!(
+        verdicts.len(),
+        objects * versions.len(),
+        "{what}: one verdict per object and version"
+    );
+    let bad: Vec<String> = verdicts
+        .iter()
+        .filter(|v| v.result != "passed" || v.version.as_deref() != Some(v.requested.as_str()))
+        .map(|v| {
+            format!(
+                "{} {}/{} against Kubernetes {} (schemas {:?}): {} at {}: {}",
+                what,
+                v.kind.as_deref().unwrap_or("?"),
+                v.name.as_deref().unwrap_or("?"),
+                v.requested,
+                v.version,
+                v.result,
+                v.path.as_deref().unwrap_or("-"),
+                v.message.as_deref().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    verdicts
+}
+
+/// The validator is strict and can fail: an unknown field, a wrong type and a
+/// kind without a schema are each reported, not passed.
+#[test]
+fn kubernetes_schema_check_catches_bad_objects() {
+    let manifests = r#"
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: typo}
+spec: {minAvailabel: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: wrong-type}
+spec: {ports: [{port: "http"}]}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: custom}
+spec: {}
+"#;
+    let v = kube_validate(manifests, &KUBE_VERSIONS);
+    assert_eq!(v.len(), 9);
+    for verdict in &v {
+        let expected = match verdict.name.as_deref() {
+            Some("custom") => "no-schema",
+            _ => "failed",
+        };
+        assert_eq!(verdict.result, expected, "{verdict:?}");
+    }
+    let typo = v
+        .iter()
+        .find(|x| x.name.as_deref() == Some("typo"))
+        .unwrap();
+    assert!(
+        typo.message.as_deref().unwrap().contains("minAvailabel"),
+        "{typo:?}"
+    );
+}
+
+/// Each CI profile renders objects that pass the newest Kubernetes schemas
+/// (ServiceMonitors excepted: a CRD's resource, without an upstream schema).
+#[test]
+fn profiles_pass_the_kubernetes_schemas() {
+    let newest = KUBE_VERSIONS[KUBE_VERSIONS.len() - 1];
+    for name in PROFILES {
+        let file = profile(name);
+        let text = template(&["-f", file.to_str().unwrap()]).unwrap();
+        let verdicts = kube_validate(&text, &[newest]);
+        assert_eq!(verdicts.len(), parse_manifests(&text).len(), "{name}");
+        for v in verdicts {
+            let expected = if v.kind.as_deref() == Some("ServiceMonitor") {
+                "no-schema"
+            } else {
+                "passed"
+            };
+            assert_eq!(v.result, expected, "profile {name}: {v:?}");
+        }
+    }
+}
+
+// ------------------------------------------------------------- umbrella --
+
+/// The values a platform team's umbrella chart passes: `global` values (one
+/// Causeway reads, others it must tolerate) and every extension point on.
+const UMBRELLA_VALUES: &str = r#"
+global:
+  imagePullSecrets: [platform-registry]
+  # Istio's globals: other charts' business, accepted by Causeway's schemas.
+  istioNamespace: istio-system
+  hub: docker.io/istio
+causeway-crds:
+  enabled: true
+  labels:
+    platform.example.com/team: networking
+causeway:
+  enabled: true
+  imagePullSecrets: [causeway-registry]
+  cluster:
+    id: eu-west-1
+    cloud: aws
+    region: eu-west-1
+    zone: eu-west-1a
+    jurisdictions: [eu, ie]
+    trustDomain: eu.causeway.example
+  federation:
+    tokenSecret:
+      name: causeway-federation-token
+  gateway:
+    identity:
+      secretName: causeway-gateway-svid
+    podAnnotations:
+      platform.example.com/owner: networking
+    podLabels:
+      platform.example.com/tier: edge
+    extraEnv:
+      - name: SPIFFE_ENDPOINT_SOCKET
+        value: unix:///spiffe-workload-api/spire-agent.sock
+      - name: NODE_NAME
+        valueFrom:
+          fieldRef:
+            fieldPath: spec.nodeName
+    extraVolumes:
+      - name: spiffe-workload-api
+        csi:
+          driver: csi.spiffe.io
+          readOnly: true
+    extraVolumeMounts:
+      - name: spiffe-workload-api
+        mountPath: /spiffe-workload-api
+        readOnly: true
+    lifecycle:
+      preStop:
+        httpGet:
+          path: /healthz
+          port: admin
+    dnsPolicy: ClusterFirst
+    dnsConfig:
+      searches: [svc.clusterset.local]
+      options:
+        - name: ndots
+          value: "2"
+    probes:
+      liveness:
+        periodSeconds: 15
+        timeoutSeconds: 3
+      readiness:
+        successThreshold: 2
+    autoscaling:
+      enabled: true
+      minReplicas: 3
+      maxReplicas: 9
+      targetMemoryUtilizationPercentage: 80
+      behavior:
+        scaleUp:
+          stabilizationWindowSeconds: 0
+          policies:
+            - type: Percent
+              value: 100
+              periodSeconds: 30
+    podDisruptionBudget:
+      minAvailable: 2
+    eastWestService:
+      loadBalancerSourceRanges: [203.0.113.0/24, "2001:db8::/32"]
+    networkPolicy:
+      eastWestFrom: [203.0.113.0/24, "2001:db8::/32"]
+    config:
+      observability:
+        logLevel: info,causeway_agent=debug
+  federationApi:
+    enabled: true
+    replicas: 3
+    jwt:
+      existingSecret: causeway-federation-jwt
+    extraEnv:
+      - name: RUST_BACKTRACE
+        value: "1"
+    extraVolumes:
+      - name: audit
+        emptyDir: {}
+    extraVolumeMounts:
+      - name: audit
+        mountPath: /var/log/causeway
+    dnsConfig:
+      options:
+        - name: ndots
+          value: "1"
+    probes:
+      startup:
+        failureThreshold: 60
+    podDisruptionBudget:
+      maxUnavailable: 1
+  etcd:
+    enabled: true
+    replicas: 3
+    podAnnotations:
+      platform.example.com/backup: scheduled
+    tls:
+      enabled: true
+      secretName: causeway-etcd-tls
+    backup:
+      enabled: true
+      keep: 5
+      timeZone: Etc/UTC
+"#;
+
+/// An umbrella chart in a temporary directory that depends on both charts
+/// through `file://` repositories, built offline by `helm dependency build`.
+/// helm's cache, config and data homes live in the directory too.
+struct Umbrella {
+    dir: tempfile::TempDir,
+}
+
+impl Umbrella {
+    fn chart(&self) -> PathBuf {
+        self.dir.path().join("platform")
+    }
+
+    fn helm(&self, args: &[&str]) -> std::process::Output {
+        let home = self.dir.path().join("helm-home");
+        Command::new(helm())
+            .args(args)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .output()
+            .expect("helm runs")
+    }
+
+    fn build() -> Self {
+        let umbrella = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let chart = umbrella.chart();
+        std::fs::create_dir_all(chart.join("templates")).unwrap();
+        let version = |dir: &Path| -> String {
+            let meta: Value =
+                serde_norway::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap())
+                    .unwrap();
+            meta["version"].as_str().unwrap().to_owned()
+        };
+        let crds = repo_root().join("charts/causeway-crds");
+        let causeway = chart_dir();
+        std::fs::write(
+            chart.join("Chart.yaml"),
+            format!(
+                "apiVersion: v2\nname: platform\ndescription: a platform team's umbrella chart\n\
+                 type: application\nversion: 1.0.0\ndependencies:\n\
+                 \x20 - name: causeway-crds\n    version: {}\n    repository: file://{}\n    condition: causeway-crds.enabled\n\
+                 \x20 - name: causeway\n    version: {}\n    repository: file://{}\n    condition: causeway.enabled\n",
+                version(&crds),
+                crds.display(),
+                version(&causeway),
+                causeway.display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(chart.join("values.yaml"), UMBRELLA_VALUES).unwrap();
+        let out = umbrella.helm(&["dependency", "build", chart.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "helm dependency build:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for dep in ["causeway", "causeway-crds"] {
+            let packaged = chart.join("charts").join(format!(
+                "{dep}-{}.tgz",
+                version(&repo_root().join("charts").join(dep))
+            ));
+            assert!(packaged.is_file(), "{} not packaged", packaged.display());
+        }
+        umbrella
+    }
+
+    /// `helm template` of the umbrella; Err(stderr) when helm refuses.
+    fn template(&self, extra: &[&str]) -> Result<String, String> {
+        let chart = self.chart();
+        let mut args = vec![
+            "template",
+            "platform",
+            chart.to_str().unwrap(),
+            "--namespace",
+            "causeway",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.helm(&args);
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+/// Bad values an umbrella chart might pass, each of which the charts must
+/// refuse with a message naming the field: (arguments, chart that refuses, the
+/// field as the message names it, why it is bad). Schema refusals name the
+/// JSON path; the two checks JSON Schema cannot express (a budget compared
+/// with the replica count, a volume name clash) are the templates' and name
+/// the value.
+const UMBRELLA_BAD_VALUES: &[(&[&str], &str, &str, &str)] = &[
+    (
+        &[
+            "--set",
+            "causeway.gateway.networkPolicy.eastWestFrom={999.1.1.1/99}",
+        ],
+        "causeway",
+        "'/gateway/networkPolicy/eastWestFrom/0'",
+        "not a CIDR",
+    ),
+    (
+        &[
+            "--set",
+            "causeway.gateway.eastWestService.loadBalancerSourceRanges={10.0.0.0/33}",
+        ],
+        "causeway",
+        "'/gateway/eastWestService/loadBalancerSourceRanges/0'",
+        "IPv4 prefix over 32",
+    ),
+    (
+        &[
+            "--set",
+            "causeway.gateway.config.observability.logLevel=verbose",
+        ],
+        "causeway",
+        "'/gateway/config/observability/logLevel'",
+        "not a log level (EnvFilter would take it as a target name)",
+    ),
+    (
+        &[
+            "--set",
+            "causeway.gateway.podDisruptionBudget.maxUnavailable=0",
+        ],
+        "causeway",
+        "'/gateway/podDisruptionBudget/maxUnavailable'",
+        "a budget that blocks every drain",
+    ),
+    (
+        &[
+            "--set-string",
+            "causeway.gateway.podDisruptionBudget.minAvailable=100%",
+        ],
+        "causeway",
+        "'/gateway/podDisruptionBudget/minAvailable'",
+        "a budget that blocks every drain",
+    ),
+    (
+        &[
+            "--set",
+            "causeway.gateway.podDisruptionBudget.minAvailable=3",
+        ],
+        "causeway",
+        "gateway.podDisruptionBudget.minAvailable=3",
+        "minAvailable not below autoscaling.minReplicas (3)",
+    ),
+    (
+        &["--set", "causeway.gateway.probes.liveness.periodSeconds=0"],
+        "causeway",
+        "'/gateway/probes/liveness/periodSeconds'",
+        "a zero probe period",
+    ),
+    (
+        &["--set", "causeway.gateway.probes.liveness.httpGet.path=/x"],
+        "causeway",
+        "'/gateway/probes/liveness'",
+        "probe handlers are the chart's",
+    ),
+    (
+        &["--set", "causeway.gateway.extraEnv[0].value=x"],
+        "causeway",
+        "'/gateway/extraEnv/0'",
+        "an env var without a name",
+    ),
+    (
+        &[
+            "--set",
+            "causeway.gateway.extraVolumeMounts[0].name=spiffe-workload-api",
+        ],
+        "causeway",
+        "'/gateway/extraVolumeMounts/0'",
+        "a mount without a mountPath",
+    ),
+    (
+        &[
+            "--set",
+            "causeway.gateway.extraVolumes[0].name=config",
+            "--set",
+            "causeway.gateway.extraVolumes[0].emptyDir.medium=Memory",
+        ],
+        "causeway",
+        "gateway.extraVolumes[0]",
+        "a volume name the chart uses",
+    ),
+    (
+        &["--set", "causeway.securityContext.runAsUser=-1"],
+        "causeway",
+        "'/securityContext/runAsUser'",
+        "a negative UID",
+    ),
+    (
+        &["--set", "causeway.gateway.dnsPolicy=Bogus"],
+        "causeway",
+        "'/gateway/dnsPolicy'",
+        "not a DNS policy",
+    ),
+    (
+        &[
+            "--set",
+            "causeway.gateway.autoscaling.behavior.scaleDwn.selectPolicy=Max",
+        ],
+        "causeway",
+        "'/gateway/autoscaling/behavior'",
+        "a misspelt behavior key",
+    ),
+    (
+        &["--set", "causeway.etcd.tls.secretName="],
+        "causeway",
+        "'/etcd/tls/secretName'",
+        "TLS without its Secret",
+    ),
+    (
+        &["--set", "causeway.etcd.backup.schedule=every day"],
+        "causeway",
+        "'/etcd/backup/schedule'",
+        "not a cron schedule",
+    ),
+    (
+        &["--set", "causeway.gateway.podAnnotations.owner=1"],
+        "causeway",
+        "'/gateway/podAnnotations/owner'",
+        "an annotation that is not a string",
+    ),
+    (
+        &["--set", "global.imagePullSecrets=regcred"],
+        "causeway",
+        "'/global/imagePullSecrets'",
+        "a global Causeway reads, with the wrong type",
+    ),
+    (
+        &["--set", "causeway-crds.labels.team=a b"],
+        "causeway-crds",
+        "'/labels/team'",
+        "not a label value",
+    ),
+    (
+        &["--set", "causeway-crds.keeep=false"],
+        "causeway-crds",
+        "additional properties 'keeep' not allowed",
+        "a misspelt key",
+    ),
+];
+
+/// Both charts as dependencies of an umbrella chart (file:// repositories,
+/// `helm dependency build` offline) with `global` values: every rendered
+/// object passes the Kubernetes JSON schemas of three minor versions (each
+/// rendered with `--kube-version` of the version it is checked against),
+/// `global.imagePullSecrets` reaches every pod, the `enabled` conditions work,
+/// and twenty bad values are each refused with a message naming the field.
+#[test]
+fn umbrella_chart_renders_valid_objects_and_refuses_bad_values() {
+    let umbrella = Umbrella::build();
+    let mut kinds_seen = BTreeSet::new();
+    for version in KUBE_VERSIONS {
+        let text = umbrella
+            .template(&["--kube-version", &format!("{version}.0")])
+            .unwrap_or_else(|e| panic!("umbrella render for Kubernetes {version}: {e}"));
+        let docs = parse_manifests(&text);
+        let verdicts = assert_kube_valid(&text, &[version], &format!("umbrella@{version}"));
+        assert_eq!(verdicts.len(), docs.len());
+        kinds_seen.extend(kinds(&docs));
+
+        // global.imagePullSecrets joins the chart's own on every pod.
+        let workloads = pod_specs(&docs);
+        assert_eq!(
+            workloads.len(),
+            4,
+            "gateway, API, etcd, backup: {workloads:?}"
+        );
+        for (workload, spec) in workloads {
+            let names: Vec<&str> = spec["imagePullSecrets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{workload}: no imagePullSecrets"))
+                .iter()
+                .map(|s| s["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                names,
+                ["causeway-registry", "platform-registry"],
+                "{workload}"
+            );
+        }
+        // The CRDs chart got its values through the umbrella.
+        let crds: Vec<&Doc> = docs
+            .iter()
+            .filter(|d| d.kind() == "CustomResourceDefinition")
+            .collect();
+        assert_eq!(crds.len(), 3);
+        for crd in crds {
+            assert_eq!(
+                crd.value["metadata"]["labels"]["platform.example.com/team"],
+                "networking"
+            );
+        }
+    }
+    for kind in [
+        "CustomResourceDefinition",
+        "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "PersistentVolumeClaim",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ServiceAccount",
+        "ConfigMap",
+        "Service",
+    ] {
+        assert!(kinds_seen.contains(kind), "umbrella rendered no {kind}");
+    }
+
+    // `enabled: false` in the parent switches a dependency off.
+    let crds_only = parse_manifests(
+        &umbrella
+            .template(&["--set", "causeway.enabled=false"])
+            .unwrap(),
+    );
+    assert_eq!(
+        kinds(&crds_only),
+        BTreeSet::from(["CustomResourceDefinition".to_owned()])
+    );
+
+    // Bad values: each refused, by the chart it belongs to, naming the field.
+    assert!(UMBRELLA_BAD_VALUES.len() >= 10);
+    for (args, chart, field, why) in UMBRELLA_BAD_VALUES {
+        let err = umbrella
+            .template(args)
+            .err()
+            .unwrap_or_else(|| panic!("{args:?} ({why}) was accepted"));
+        assert!(
+            err.contains(field),
+            "{args:?} ({why}): the message does not name {field}:\n{err}"
+        );
+        if field.starts_with('\'') || field.starts_with("additional") {
+            assert!(
+                err.contains(&format!("\n{chart}:\n")),
+                "{args:?} ({why}): not refused by {chart}'s schema:\n{err}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------- disruption and extras --
+
+/// The spec of the PodDisruptionBudget `name`.
+fn pdb_spec(docs: &[Doc], name: &str) -> Value {
+    find(docs, "PodDisruptionBudget", name).value["spec"].clone()
+}
+
+/// The default budget never blocks a node drain, whatever the replica count;
+/// a `minAvailable` that would is refused with the value's name, percentages
+/// rounded up as Kubernetes rounds them.
+#[test]
+fn pod_disruption_budgets_never_block_a_node_drain() {
+    let file = profile("default");
+    let f = file.to_str().unwrap();
+    for replicas in ["1", "2", "5"] {
+        let docs = render(
+            "default",
+            &["--set", &format!("gateway.replicas={replicas}")],
+        );
+        let spec = pdb_spec(&docs, GATEWAY);
+        assert_eq!(spec["maxUnavailable"], 1, "{replicas} replicas: {spec}");
+        assert!(spec["minAvailable"].is_null(), "{spec}");
+    }
+    // minAvailable replaces maxUnavailable while it leaves a pod evictable.
+    for (replicas, min, ok) in [
+        ("2", "1", true),
+        ("2", "2", false),
+        ("2", "3", false),
+        ("1", "1", false),
+        ("1", "0", true),
+        ("3", "50%", true),  // keeps 2 of 3
+        ("1", "50%", false), // rounds up to 1 of 1
+        ("2", "99%", false), // rounds up to 2 of 2
+    ] {
+        let set = format!("gateway.podDisruptionBudget.minAvailable={min}");
+        let args = [
+            "-f",
+            f,
+            "--set",
+            &format!("gateway.replicas={replicas}"),
+            "--set-json",
+            &format!(
+                "gateway.podDisruptionBudget.minAvailable={}",
+                if min.ends_with('%') {
+                    format!("\"{min}\"")
+                } else {
+                    min.to_owned()
+                }
+            ),
+        ];
+        match template(&args) {
+            Ok(text) if ok => {
+                let spec = pdb_spec(&parse_manifests(&text), GATEWAY);
+                assert!(spec["maxUnavailable"].is_null(), "{set}: {spec}");
+                let rendered = match &spec["minAvailable"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                assert_eq!(rendered, min, "{set}");
+            }
+            Err(e) if !ok => assert!(
+                e.contains(&format!("gateway.podDisruptionBudget.minAvailable={min}"))
+                    && e.contains("gateway.replicas"),
+                "{set} with {replicas} replicas: {e}"
+            ),
+            other => panic!("{set} with {replicas} replicas: expected ok={ok}, got {other:?}"),
+        }
+    }
+    // With autoscaling, the floor is minReplicas.
+    let err = template(&[
+        "-f",
+        f,
+        "--set",
+        "gateway.autoscaling.enabled=true",
+        "--set",
+        "gateway.autoscaling.minReplicas=2",
+        "--set",
+        "gateway.podDisruptionBudget.minAvailable=2",
+    ])
+    .unwrap_err();
+    assert!(err.contains("gateway.autoscaling.minReplicas"), "{err}");
+    // The federation API's budget follows the same rule.
+    let fed = FEDERATION_ONLY;
+    let docs = parse_manifests(&template(&fed).unwrap());
+    assert_eq!(pdb_spec(&docs, FEDERATION)["maxUnavailable"], 1);
+    let mut strict = fed.to_vec();
+    strict.extend(["--set", "federationApi.podDisruptionBudget.minAvailable=1"]);
+    let err = template(&strict).unwrap_err();
+    assert!(
+        err.contains("federationApi.podDisruptionBudget.minAvailable=1")
+            && err.contains("federationApi.replicas"),
+        "{err}"
+    );
+}
+
+/// The extension points of the OpenShift profile (SPIRE socket through the
+/// SPIFFE CSI driver, env, lifecycle, DNS, probe timings, HPA on memory with
+/// behavior, a percentage budget, security contexts without fixed IDs) reach
+/// the pod and the HPA as written.
+#[test]
+fn extension_points_reach_the_rendered_objects() {
+    let values: Value =
+        serde_norway::from_str(&std::fs::read_to_string(profile("openshift")).unwrap()).unwrap();
+    let g = &values["gateway"];
+    let docs = render("openshift", &[]);
+    let deploy = find(&docs, "Deployment", GATEWAY);
+    let pod = &deploy.value["spec"]["template"];
+    let spec = &pod["spec"];
+    let c = &spec["containers"][0];
+
+    for (k, v) in g["podAnnotations"].as_object().unwrap() {
+        assert_eq!(&pod["metadata"]["annotations"][k], v);
+    }
+    let env = c["env"].as_array().unwrap();
+    assert_eq!(env[0]["name"], "POD_IP", "the chart's own variable stays");
+    for extra in g["extraEnv"].as_array().unwrap() {
+        assert!(env.contains(extra), "{extra} not in {env:?}");
+    }
+    for v in g["extraVolumes"].as_array().unwrap() {
+        assert_eq!(&volume(spec, v["name"].as_str().unwrap()), &v);
+    }
+    for m in g["extraVolumeMounts"].as_array().unwrap() {
+        assert_eq!(&volume_mount(spec, m["name"].as_str().unwrap()), &m);
+    }
+    assert_eq!(c["lifecycle"], g["lifecycle"]);
+    assert_eq!(spec["dnsConfig"], g["dnsConfig"]);
+    assert!(
+        spec["dnsPolicy"].is_null(),
+        "empty dnsPolicy: Kubernetes' default"
+    );
+    // Probe timings: overridden keys replace, the others keep their defaults.
+    assert_eq!(c["startupProbe"]["failureThreshold"], 60);
+    assert_eq!(c["startupProbe"]["periodSeconds"], 2);
+    assert_eq!(c["readinessProbe"]["periodSeconds"], 3);
+    assert_eq!(c["readinessProbe"]["timeoutSeconds"], 2);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // OpenShift: no fixed UID, GID or fsGroup anywhere, still non-root.
+    for sc in [&spec["securityContext"], &c["securityContext"]] {
+        for key in ["runAsUser", "runAsGroup", "fsGroup"] {
+            assert!(sc[key].is_null(), "{key} set: {sc}");
+        }
+        assert_eq!(sc["runAsNonRoot"], true);
+    }
+    // HPA: memory only, the given scaleUp plus the default scaleDown window.
+    let hpa = &find(&docs, "HorizontalPodAutoscaler", GATEWAY).value["spec"];
+    let metrics = hpa["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    assert_eq!(metrics[0]["resource"]["name"], "memory");
+    assert_eq!(metrics[0]["resource"]["target"]["averageUtilization"], 75);
+    assert_eq!(
+        hpa["behavior"]["scaleUp"],
+        g["autoscaling"]["behavior"]["scaleUp"]
+    );
+    assert_eq!(
+        hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        300
+    );
+    assert_eq!(pdb_spec(&docs, GATEWAY)["minAvailable"], "50%");
+
+    // Clashes with what the chart sets are refused with the value's name.
+    let file = profile("openshift");
+    let f = file.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec![
+                "--set",
+                "gateway.extraVolumes[0].name=tmp",
+                "--set",
+                "gateway.extraVolumes[0].emptyDir.medium=Memory",
+            ],
+            "gateway.extraVolumes[0]: the volume name \"tmp\" is taken",
+        ),
+        (
+            vec![
+                "--set",
+                "gateway.extraVolumeMounts[0].name=nowhere",
+                "--set",
+                "gateway.extraVolumeMounts[0].mountPath=/x",
+            ],
+            "gateway.extraVolumeMounts[0]: no volume named \"nowhere\"",
+        ),
+        (
+            vec![
+                "--set",
+                "gateway.extraVolumeMounts[0].name=spire-agent-socket",
+                "--set",
+                "gateway.extraVolumeMounts[0].mountPath=/tmp",
+            ],
+            "gateway.extraVolumeMounts[0]: the mount path /tmp is taken",
+        ),
+        (
+            vec![
+                "--set",
+                "gateway.extraEnv[0].name=POD_IP",
+                "--set",
+                "gateway.extraEnv[0].value=1.2.3.4",
+            ],
+            "gateway.extraEnv[0]: POD_IP is set by the chart",
+        ),
+        (
+            vec![
+                "--set",
+                "gateway.autoscaling.targetMemoryUtilizationPercentage=null",
+            ],
+            "gateway.autoscaling needs a metric",
+        ),
+    ] {
+        let mut all = vec!["-f", f];
+        all.extend(args.iter().copied());
+        let err = template(&all).expect_err(message);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
+// ------------------------------------------- the bundled etcd, for real --
+
+/// Writes `ca.crt`, `tls.crt`, `tls.key` Secret-style directories: `member`
+/// (serverAuth + clientAuth, with the DNS names docs/deploy.md asks for and
+/// 127.0.0.1) and `client` (clientAuth), signed by one CA, and `anonymous`
+/// with the CA only.
+fn write_etcd_secrets(dir: &Path, fullname: &str, namespace: &str) -> [PathBuf; 3] {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "causeway etcd ca");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let issue = |sans: Vec<String>, usages: Vec<ExtendedKeyUsagePurpose>, sub: &str| {
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.distinguished_name.push(DnType::CommonName, sub);
+        params.extended_key_usages = usages;
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("ca.crt"), ca.pem()).unwrap();
+        std::fs::write(d.join("tls.crt"), cert.pem()).unwrap();
+        std::fs::write(d.join("tls.key"), key.serialize_pem()).unwrap();
+        d
+    };
+    let member = issue(
+        vec![
+            format!("*.{fullname}-etcd-peer.{namespace}.svc"),
+            format!("{fullname}-etcd.{namespace}.svc"),
+            "127.0.0.1".to_owned(),
+        ],
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+        "member",
+    );
+    let client = issue(
+        Vec::new(),
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+        "client",
+    );
+    let anonymous = dir.join("anonymous");
+    std::fs::create_dir_all(&anonymous).unwrap();
+    std::fs::copy(client.join("ca.crt"), anonymous.join("ca.crt")).unwrap();
+    [member, client, anonymous]
+}
+
+/// A host binary by name from PATH (etcd and etcdctl from Debian's
+/// etcd-server and etcd-client, installed by scripts/setup.sh).
+fn host_binary(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("{name} not on PATH (scripts/setup.sh installs it)"))
+}
+
+/// A container's command line as the kubelet runs it: `$(VAR)` expanded from
+/// `vars`, every string rewritten by `map` (paths and listen addresses moved
+/// onto this machine), the image's binary replaced by the host's.
+fn container_command(c: &Value, vars: &[(&str, &str)], map: &dyn Fn(String) -> String) -> Command {
+    let mut argv: Vec<String> = c["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(c["args"].as_array().into_iter().flatten())
+        .map(|v| {
+            let mut s = v.as_str().unwrap().to_owned();
+            for (k, val) in vars {
+                s = s.replace(&format!("$({k})"), val);
+            }
+            map(s)
+        })
+        .collect();
+    let program = argv.remove(0);
+    let bin = Path::new(&program).file_name().unwrap().to_str().unwrap();
+    let mut cmd = match bin {
+        "sh" => Command::new("/bin/sh"),
+        other => Command::new(host_binary(other)),
+    };
+    cmd.args(argv);
+    for e in c["env"].as_array().into_iter().flatten() {
+        if let Some(v) = e["value"].as_str() {
+            cmd.env(e["name"].as_str().unwrap(), v);
+        }
+    }
+    cmd
+}
+
+/// The bundled etcd with TLS and backups, run from the rendered manifests on
+/// real processes: the member starts with the StatefulSet's arguments and
+/// mutual TLS (a client without a certificate is refused), the federation API
+/// becomes ready over the client Secret's certificate, the CronJob's
+/// `etcdctl snapshot save` writes a snapshot that restores with the data, and
+/// its prune step keeps the newest `keep` snapshots.
+#[test]
+fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = FEDERATION_ONLY.to_vec();
+    args.extend([
+        "--set",
+        "etcd.enabled=true",
+        "--set",
+        "etcd.replicas=1",
+        "--set",
+        "etcd.tls.enabled=true",
+        "--set",
+        "etcd.tls.secretName=etcd-member",
+        "--set",
+        "etcd.tls.clientSecretName=etcd-client",
+        "--set",
+        "etcd.backup.enabled=true",
+        "--set",
+        "etcd.backup.keep=2",
+    ]);
+    let docs = parse_manifests(&template(&args).unwrap());
+    let [member, client, anonymous] = write_etcd_secrets(tmp.path(), "cw-causeway", "causeway");
+    let sts = &find(&docs, "StatefulSet", ETCD).value["spec"]["template"]["spec"];
+    assert_eq!(volume(sts, "tls")["secret"]["secretName"], "etcd-member");
+    let member_dir = volume_mount(sts, "tls")["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data_dir = volume_mount(sts, "data")["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The member, as the StatefulSet starts it, on loopback ports.
+    let [client_port, peer_port, metrics_port] = [(); 3].map(|()| loopback_port().port());
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let member_str = member.to_str().unwrap().to_owned();
+    let data_str = data.to_str().unwrap().to_owned();
+    let relocate = move |s: String| {
+        s.replace("0.0.0.0:2379", &format!("127.0.0.1:{client_port}"))
+            .replace("0.0.0.0:2380", &format!("127.0.0.1:{peer_port}"))
+            .replace("0.0.0.0:2381", &format!("127.0.0.1:{metrics_port}"))
+            .replace(&member_dir, &member_str)
+            .replace(&data_dir, &data_str)
+    };
+    let etcd_container = &sts["containers"][0];
+    let args: Vec<&str> = etcd_container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for flag in ["--client-cert-auth", "--peer-client-cert-auth"] {
+        assert!(args.contains(&flag), "{flag} missing: {args:?}");
+    }
+    let etcd_cmd = container_command(
+        etcd_container,
+        &[
+            ("POD_NAME", &format!("{ETCD}-0")),
+            ("POD_NAMESPACE", "causeway"),
+        ],
+        &relocate,
+    );
+    let etcd =
+        causeway_e2e::process::ChildGuard::spawn("etcd", etcd_cmd, &tmp.path().join("etcd.log"))
+            .unwrap();
+    let endpoint = format!("https://127.0.0.1:{client_port}");
+    let etcdctl = |secret: &Path, args: &[&str]| {
+        let mut cmd = Command::new(host_binary("etcdctl"));
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .arg("--dial-timeout=3s")
+            .arg(format!("--cacert={}", secret.join("ca.crt").display()));
+        if secret.join("tls.crt").is_file() {
+            cmd.arg(format!("--cert={}", secret.join("tls.crt").display()))
+                .arg(format!("--key={}", secret.join("tls.key").display()));
+        }
+        cmd.args(args).output().unwrap()
+    };
+    wait_until(
+        "etcd never served a TLS client with a certificate",
+        || {
+            etcdctl(&client, &["put", "/causeway/v1/probe", "before-backup"])
+                .status
+                .success()
+        },
+        || etcd.log_tail(30),
+    );
+    let refused = etcdctl(&anonymous, &["get", "/causeway/v1/probe"]);
+    assert!(
+        !refused.status.success(),
+        "a client without a certificate was served"
+    );
+
+    // The federation API, as its Deployment starts it, over the client Secret.
+    let fed = find(&docs, "Deployment", FEDERATION);
+    let fed_spec = &fed.value["spec"]["template"]["spec"];
+    assert_eq!(
+        volume(fed_spec, "etcd-tls")["secret"]["secretName"],
+        "etcd-client"
+    );
+    let tls_mount = volume_mount(fed_spec, "etcd-tls")["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut config: Value =
+        serde_norway::from_str(config_map_file(&docs, FEDERATION, "federation.yaml")).unwrap();
+    let listen = loopback_port();
+    config["listen"] = Value::from(listen.to_string());
+    let eps = config["store"]["etcd"].as_array().unwrap();
+    assert_eq!(eps.len(), 1);
+    assert!(eps[0].as_str().unwrap().starts_with("https://"), "{eps:?}");
+    config["store"]["etcd"] = serde_json::json!([endpoint.clone()]);
+    for key in ["etcdCa", "etcdCert", "etcdKey"] {
+        let path = config["store"][key].as_str().unwrap();
+        let moved = path.replace(&tls_mount, client.to_str().unwrap());
+        assert_ne!(moved, path, "{key} is not in the mounted Secret");
+        config["store"][key] = Value::from(moved);
+    }
+    let api = spawn_federation(tmp.path(), &fed_spec["containers"][0], config);
+    wait_until(
+        "the API never became ready over etcd TLS",
+        || http_status(listen, "/readyz") == Some(200),
+        || api.log_tail(30),
+    );
+    drop(api);
+
+    // The backup Job: the snapshot container, then the prune container.
+    let cron = find(&docs, "CronJob", &format!("{ETCD}-backup"));
+    let job = &cron.value["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(volume(job, "tls")["secret"]["secretName"], "etcd-client");
+    let snapshot = &job["initContainers"][0];
+    assert_eq!(snapshot["name"], "snapshot");
+    let prune = &job["containers"][0];
+    assert_eq!(prune["name"], "prune");
+    let backups = tmp.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    // Two older snapshots already there.
+    for (i, name) in ["old-a.db", "old-b.db"].iter().enumerate() {
+        let f = std::fs::File::create(backups.join(name)).unwrap();
+        f.set_modified(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(3600 * (2 - i as u64)),
+        )
+        .unwrap();
+    }
+    let client_str = client.to_str().unwrap().to_owned();
+    let backups_str = backups.to_str().unwrap().to_owned();
+    let client_service = format!("https://{ETCD}.causeway.svc:2379");
+    let endpoint_for_job = endpoint.clone();
+    let job_paths = move |s: String| {
+        s.replace(&client_service, &endpoint_for_job)
+            .replace("/etc/etcd/tls", &client_str)
+            .replace("/backup", &backups_str)
+    };
+    let job_name = format!("{ETCD}-backup-29000000");
+    let out = container_command(snapshot, &[("JOB_NAME", &job_name)], &job_paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "snapshot save failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = backups.join(format!("{job_name}.db"));
+    assert!(saved.is_file(), "no {}", saved.display());
+    let out = container_command(prune, &[], &job_paths).output().unwrap();
+    assert!(
+        out.status.success(),
+        "prune failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: BTreeSet<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        BTreeSet::from([format!("{job_name}.db"), "old-b.db".to_owned()]),
+        "keep=2 keeps the newest two"
+    );
+
+    // The snapshot restores, with the data written before it.
+    drop(etcd);
+    let restored = tmp.path().join("restored");
+    let out = Command::new(host_binary("etcdctl"))
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore"])
+        .arg(&saved)
+        .arg(format!("--data-dir={}", restored.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restore failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = loopback_port().port();
+    let peer = loopback_port().port();
+    let mut cmd = Command::new(host_binary("etcd"));
+    cmd.arg(format!("--data-dir={}", restored.display()))
+        .arg(format!("--listen-client-urls=http://127.0.0.1:{port}"))
+        .arg(format!("--advertise-client-urls=http://127.0.0.1:{port}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"));
+    let _restored_etcd = causeway_e2e::process::ChildGuard::spawn(
+        "etcd-restored",
+        cmd,
+        &tmp.path().join("etcd-restored.log"),
+    )
+    .unwrap();
+    let get = || {
+        Command::new(host_binary("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=http://127.0.0.1:{port}"))
+            .args(["get", "--print-value-only", "/causeway/v1/probe"])
+            .output()
+            .unwrap()
+    };
+    wait_until(
+        "the restored member never answered",
+        || get().status.success(),
+        || String::from_utf8_lossy(&get().stderr).into_owned(),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&get().stdout).trim(),
+        "before-backup"
+    );
 }

@@ -41,7 +41,7 @@ pub struct GatewayConfig {
     pub threads: usize,
     /// The cluster agent: registration, trust bundles, catalog sync from the
     /// federation API, local discovery. Off unless `agent.endpoint` is set.
-    pub agent: crate::agent::AgentConfig,
+    pub agent: causeway_agent::AgentConfig,
 }
 
 /// Identity and locality of the cluster this gateway runs in.

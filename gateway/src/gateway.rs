@@ -5,6 +5,7 @@
 //! gateways in one process with port 0 and read the bound addresses back.
 
 mod background;
+mod install;
 
 pub(crate) use background::prepare_remotes;
 
@@ -61,7 +62,7 @@ pub enum StartError {
     Tls(String),
     /// The cluster agent could not start.
     #[error(transparent)]
-    Agent(#[from] crate::agent::AgentError),
+    Agent(#[from] causeway_agent::AgentError),
 }
 
 /// A running gateway.
@@ -112,17 +113,29 @@ fn local_addr(
     })
 }
 
-/// Starts the cluster agent (it installs a persisted catalog before it
-/// returns) and keeps the local endpoint table in step with its static
-/// discovery.
+/// Starts the cluster agent and installs what it publishes: the persisted
+/// catalog (if any) before this returns, then every catalog and every
+/// change of the local endpoints.
 fn start_agent(
     shared: &Arc<Shared>,
-    metrics: crate::agent::AgentMetrics,
+    metrics: causeway_agent::AgentMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, StartError> {
-    let agent = crate::agent::spawn(
+    let c = &shared.config.cluster;
+    let cluster = causeway_agent::ClusterInfo {
+        id: c
+            .id
+            .parse()
+            .map_err(|e| causeway_agent::AgentError::Config(format!("cluster.id: {e}")))?,
+        region: c.region.clone(),
+        zone: c.zone.clone(),
+        jurisdictions: c.jurisdictions.clone(),
+        trust_domain: shared.identity.trust_domain.clone(),
+    };
+    let agent = causeway_agent::spawn(
         &shared.config.agent,
-        shared.clone(),
+        cluster,
+        shared.identity.bundles.clone(),
         metrics,
         shutdown.clone(),
     )?;
@@ -132,22 +145,21 @@ fn start_agent(
             "serving the persisted catalog until the API answers"
         );
     }
-    let mut tasks = agent.tasks;
-    if shared.config.agent.static_file.is_some() {
-        let (shared, mut state, mut shutdown) = (shared.clone(), agent.static_state, shutdown);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                {
-                    let state = state.borrow_and_update();
-                    shared.set_discovered_local(&state.local, &state.draining);
-                }
-                tokio::select! {
-                    changed = state.changed() => if changed.is_err() { return },
-                    _ = shutdown.changed() => return,
-                }
-            }
-        }));
+    let mut catalogs = agent.catalog;
+    if agent.restored.is_some() {
+        install::catalog(shared, catalogs.borrow_and_update().clone());
     }
+    let mut tasks = agent.tasks;
+    tasks.push(tokio::spawn(install::catalogs(
+        shared.clone(),
+        catalogs,
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(install::local_endpoints(
+        shared.clone(),
+        agent.local,
+        shutdown,
+    )));
     Ok(tasks)
 }
 
@@ -173,7 +185,7 @@ impl Gateway {
         let limits = config.limits.clone();
         let tcp_config = config.tcp.clone();
         let mut registry = prometheus_client::registry::Registry::default();
-        let agent_metrics = crate::agent::AgentMetrics::register(&mut registry);
+        let agent_metrics = causeway_agent::AgentMetrics::register(&mut registry);
         let shared = Shared::new(config, identity, catalog, registry).map_err(StartError::Relay)?;
         background::prepare_remotes(&shared);
 

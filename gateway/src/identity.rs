@@ -289,10 +289,38 @@ impl Identity {
         Arc::new(config)
     }
 
-    /// Re-reads federated bundle files and re-issues / re-reads the SVID when
-    /// it is past half of its lifetime. Returns whether anything changed.
+    /// Runs the authority's due CA rotations (saving them to
+    /// `authorityDir`) or re-reads the own bundle file an external CA keeps,
+    /// and takes a newer own bundle into the store; re-reads federated
+    /// bundle files; re-issues / re-reads the SVID when it is past half of
+    /// its lifetime. Returns whether anything changed.
     pub fn refresh(&self) -> Result<bool, IdentityError> {
         let mut changed = false;
+        let own = if let Some(a) = &self.authority {
+            a.tick_and_save(self.config.authority_dir.as_deref())?;
+            Some(a.bundle())
+        } else if let Some(path) = &self.config.bundle_file {
+            Some(load_bundle(path)?)
+        } else {
+            None
+        };
+        if let Some(bundle) = own {
+            let newer = self
+                .bundles
+                .load()
+                .get(&self.trust_domain)
+                .is_none_or(|b| b.sequence() < bundle.sequence());
+            if newer {
+                let seq = bundle.sequence();
+                match self.bundles.update(&self.trust_domain, bundle) {
+                    Ok(()) => {
+                        tracing::info!(trust_domain = %self.trust_domain, sequence = seq, "own trust bundle updated");
+                        changed = true;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "own trust bundle refused"),
+                }
+            }
+        }
         for (name, path) in &self.federated_files {
             let Ok(td) = TrustDomain::new(name) else {
                 continue;
@@ -319,7 +347,6 @@ impl Identity {
         let half = svid.not_before() + (svid.not_after() - svid.not_before()) / 2;
         if now >= half {
             let fresh = if let Some(a) = &self.authority {
-                crate::agent::trust::tick_and_save(a, self.config.authority_dir.as_deref())?;
                 let fresh = a.issue_x509_svid(&self.spiffe_id)?;
                 let _ = self.bundles.update(&self.trust_domain, a.bundle());
                 Some(fresh)

@@ -4,10 +4,6 @@
 pub mod resilience;
 pub mod routing;
 
-// --- agent (owned by the agent engineer) ---
-pub mod agent;
-// --- end agent ---
-
 // --- proxy (owned by the proxy engineer) ---
 pub mod admin;
 pub mod authz;

@@ -496,6 +496,20 @@ impl Authority {
         Ok(JwtSvid::new(token, id.clone(), claims.aud, expiry))
     }
 
+    /// Runs the due rotation steps ([`Self::tick`]); after any, saves the
+    /// authority to `dir`, so that a restart neither brings back retired
+    /// keys nor loses a prepared one.
+    pub fn tick_and_save(&self, dir: Option<&Path>) -> Result<Vec<RotationEvent>, AuthorityError> {
+        let events = self.tick()?;
+        if !events.is_empty() {
+            tracing::info!(events = ?events, "trust authority rotated");
+            if let Some(dir) = dir {
+                self.save(dir)?;
+            }
+        }
+        Ok(events)
+    }
+
     /// Writes the authority's state to `dir` (created if missing). Private
     /// keys are written with mode 0600; files are replaced atomically.
     pub fn save(&self, dir: &Path) -> Result<(), AuthorityError> {

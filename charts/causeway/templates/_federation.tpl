@@ -11,13 +11,39 @@ data: /var/lib/causeway
 {{- $eps := list -}}
 {{- if .Values.etcd.enabled -}}
 {{- $name := include "causeway.etcd.fullname" . -}}
+{{- $scheme := ternary "https" "http" (.Values.etcd.tls.enabled | default false) -}}
 {{- range $i := until (int .Values.etcd.replicas) -}}
-{{- $eps = append $eps (printf "http://%s-%d.%s-peer.%s.svc:2379" $name $i $name $.Release.Namespace) -}}
+{{- $eps = append $eps (printf "%s://%s-%d.%s-peer.%s.svc:2379" $scheme $name $i $name $.Release.Namespace) -}}
 {{- end -}}
 {{- else -}}
 {{- $eps = .Values.federationApi.externalEtcd.endpoints -}}
 {{- end -}}
 {{- toJson $eps -}}
+{{- end -}}
+
+{{/*
+The Secret with the federation API's etcd client TLS files (ca.crt, tls.crt,
+tls.key), or nothing without TLS: the bundled etcd's client Secret, or the
+external etcd's.
+*/}}
+{{- define "causeway.federation.etcdTlsSecret" -}}
+{{- if .Values.etcd.enabled -}}
+{{- $t := .Values.etcd.tls -}}
+{{- if $t.enabled -}}
+{{- if not $t.secretName -}}
+{{- fail "etcd.tls.secretName is required with etcd.tls.enabled: a Secret with ca.crt, tls.crt and tls.key for the members (docs/deploy.md shows a cert-manager Certificate)" -}}
+{{- end -}}
+{{- $t.clientSecretName | default $t.secretName -}}
+{{- end -}}
+{{- else if .Values.federationApi.externalEtcd.tls.enabled -}}
+{{- if not .Values.federationApi.externalEtcd.endpoints -}}
+{{- fail "federationApi.externalEtcd.tls.enabled needs federationApi.externalEtcd.endpoints" -}}
+{{- end -}}
+{{- if not .Values.federationApi.externalEtcd.tls.secretName -}}
+{{- fail "federationApi.externalEtcd.tls.secretName is required with TLS: a Secret with ca.crt (and tls.crt/tls.key for client auth)" -}}
+{{- end -}}
+{{- .Values.federationApi.externalEtcd.tls.secretName -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -36,16 +62,9 @@ real type.
 {{- with $f.prefix -}}
 {{- $_ := set $store "prefix" . -}}
 {{- end -}}
-{{- $tls := $f.externalEtcd.tls -}}
-{{- if and (not $.Values.etcd.enabled) $tls.enabled -}}
-{{- if not $eps -}}
-{{- fail "federationApi.externalEtcd.tls.enabled needs federationApi.externalEtcd.endpoints" -}}
-{{- end -}}
-{{- if not $tls.secretName -}}
-{{- fail "federationApi.externalEtcd.tls.secretName is required with TLS: a Secret with ca.crt (and tls.crt/tls.key for client auth)" -}}
-{{- end -}}
+{{- if include "causeway.federation.etcdTlsSecret" . -}}
 {{- $_ := set $store "etcdCa" (printf "%s/ca.crt" $p.etcdTls) -}}
-{{- if $tls.clientAuth -}}
+{{- if or $.Values.etcd.enabled $f.externalEtcd.tls.clientAuth -}}
 {{- $_ := set $store "etcdCert" (printf "%s/tls.crt" $p.etcdTls) -}}
 {{- $_ := set $store "etcdKey" (printf "%s/tls.key" $p.etcdTls) -}}
 {{- end -}}

@@ -89,29 +89,104 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Container security context shared by every Causeway container. */}}
-{{- define "causeway.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-privileged: false
-capabilities:
-  drop:
-    - ALL
-seccompProfile:
-  type: RuntimeDefault
+{{/* A map without its null values (keys a user set to null are dropped). */}}
+{{- define "causeway.compact" -}}
+{{- $out := dict -}}
+{{- range $k, $v := . -}}
+{{- if not (kindIs "invalid" $v) -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end -}}
 
-{{/* Pod security context shared by every Causeway pod. */}}
+{{/* Container security context of every container (values.securityContext). */}}
+{{- define "causeway.containerSecurityContext" -}}
+{{- include "causeway.compact" .Values.securityContext -}}
+{{- end -}}
+
+{{/* Pod security context of every pod (values.podSecurityContext). */}}
 {{- define "causeway.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{- include "causeway.compact" .Values.podSecurityContext -}}
+{{- end -}}
+
+{{/* `imagePullSecrets:` of a pod (imagePullSecrets plus global.imagePullSecrets), or nothing. */}}
+{{- define "causeway.imagePullSecrets" -}}
+{{- $global := (.Values.global | default dict).imagePullSecrets | default list -}}
+{{- $names := concat (.Values.imagePullSecrets | default list) $global | uniq -}}
+{{- with $names -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+An HTTP probe: the chart's handler with the user's timings.
+Call with (dict "path" "/healthz" "port" "admin" "timing" $values.probes.liveness).
+*/}}
+{{- define "causeway.probe" -}}
+httpGet:
+  path: {{ .path }}
+  port: {{ .port }}
+{{ include "causeway.compact" .timing }}
+{{- end -}}
+
+{{/*
+Checks a component's extension values against the volumes and environment the
+chart sets itself, so that a clash fails at render time with the value's name.
+Call with (dict "prefix" "gateway" "values" $g "volumes" (list ...) "mountPaths" (list ...) "env" (list ...)).
+*/}}
+{{- define "causeway.checkExtras" -}}
+{{- $names := .volumes -}}
+{{- range $i, $vol := .values.extraVolumes -}}
+{{- if has $vol.name $names -}}
+{{- fail (printf "%s.extraVolumes[%d]: the volume name %q is taken (the chart's volumes: %s; names must be unique)" $.prefix $i $vol.name (join ", " $.volumes)) -}}
+{{- end -}}
+{{- $names = append $names $vol.name -}}
+{{- end -}}
+{{- $paths := .mountPaths -}}
+{{- range $i, $m := .values.extraVolumeMounts -}}
+{{- if not (has $m.name $names) -}}
+{{- fail (printf "%s.extraVolumeMounts[%d]: no volume named %q; add it to %s.extraVolumes" $.prefix $i $m.name $.prefix) -}}
+{{- end -}}
+{{- if has $m.mountPath $paths -}}
+{{- fail (printf "%s.extraVolumeMounts[%d]: the mount path %s is taken (the chart mounts: %s)" $.prefix $i $m.mountPath (join ", " $.mountPaths)) -}}
+{{- end -}}
+{{- $paths = append $paths $m.mountPath -}}
+{{- end -}}
+{{- range $i, $e := .values.extraEnv -}}
+{{- if has $e.name $.env -}}
+{{- fail (printf "%s.extraEnv[%d]: %s is set by the chart" $.prefix $i $e.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The spec of a PodDisruptionBudget: minAvailable when set, else maxUnavailable.
+Fails when minAvailable would leave no pod evictable at the lowest replica
+count, because such a budget blocks every node drain.
+Call with (dict "prefix" "gateway" "pdb" $pdb "replicas" N "replicasFrom" "gateway.replicas").
+*/}}
+{{- define "causeway.pdbBudget" -}}
+{{- $min := .pdb.minAvailable -}}
+{{- if kindIs "invalid" $min -}}
+maxUnavailable: {{ .pdb.maxUnavailable | toYaml }}
+{{- else -}}
+{{- $n := int .replicas -}}
+{{- $keep := 0 -}}
+{{- if kindIs "string" $min -}}
+{{- /* Kubernetes rounds a percentage of pods up. */ -}}
+{{- $keep = div (add (mul (int (trimSuffix "%" $min)) $n) 99) 100 -}}
+{{- else -}}
+{{- $keep = int $min -}}
+{{- end -}}
+{{- if ge (int $keep) $n -}}
+{{- fail (printf "%s.podDisruptionBudget.minAvailable=%v keeps %d of %d pod(s) (%s) up, so no node running one could be drained: lower it, raise %s, or use maxUnavailable" .prefix $min (int $keep) $n .replicasFrom .replicasFrom) -}}
+{{- end -}}
+minAvailable: {{ $min | toYaml }}
+{{- end -}}
 {{- end -}}
 
 {{/* Mount paths inside the gateway container. */}}
@@ -160,7 +235,7 @@ rejected by the binary); e2e/tests/charts.rs parses it with the real parser.
 {{- end -}}
 
 {{/*
-The `agent:` section of the gateway configuration (causeway_gateway::agent::AgentConfig):
+The `agent:` section of the gateway configuration (causeway_agent::AgentConfig):
 registration, heartbeat, catalog sync and the Kubernetes MCS controllers.
 */}}
 {{- define "causeway.gateway.agentConfig" -}}

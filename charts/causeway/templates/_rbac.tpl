@@ -1,5 +1,5 @@
 {{/*
-RBAC rules of the cluster agent: exactly causeway_gateway::agent::RBAC_RULES
+RBAC rules of the cluster agent: exactly causeway_agent::RBAC_RULES
 (the calls its controllers make); e2e/tests/charts.rs compares them.
 */}}
 {{- define "causeway.agent.rbacRules" -}}

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use causeway_gateway::agent::kubernetes::crd::crds;
+use causeway_agent::kubernetes::crd::crds;
 
 fn chart_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/causeway-crds/templates")
@@ -18,7 +18,7 @@ fn chart_copy_matches_the_generated_crds() {
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             on_disk == text,
-            "{} drifted from the Rust types; run `cargo run -p causeway-gateway --bin causeway-crdgen`",
+            "{} drifted from the Rust types; run `cargo run -p causeway-agent --bin causeway-crdgen`",
             path.display()
         );
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use causeway_gateway::agent::kubernetes::crd::crds;
+use causeway_agent::kubernetes::crd::crds;
 
 fn main() -> ExitCode {
     let mut check = false;

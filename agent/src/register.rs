@@ -6,11 +6,26 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::watch;
 
-use super::backoff::Backoff;
-use super::metrics::AgentMetrics;
-use crate::config::ClusterConfig;
+use causeway_trust::TrustDomain;
 
+use super::backoff::Backoff;
 use super::config::AgentConfig;
+use super::metrics::AgentMetrics;
+
+/// This cluster as the agent registers it: identity and locality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// The cluster id.
+    pub id: ClusterId,
+    /// Its region.
+    pub region: String,
+    /// Its zone.
+    pub zone: String,
+    /// Its residency labels.
+    pub jurisdictions: Vec<String>,
+    /// Its SPIFFE trust domain.
+    pub trust_domain: TrustDomain,
+}
 
 /// Why the cluster record could not be built from the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -18,14 +33,8 @@ use super::config::AgentConfig;
 pub struct RecordError(pub String);
 
 /// The cluster record this gateway registers.
-pub fn cluster_record(
-    cluster: &ClusterConfig,
-    agent: &AgentConfig,
-) -> Result<Cluster, RecordError> {
-    let id: ClusterId = cluster
-        .id
-        .parse()
-        .map_err(|e| RecordError(format!("cluster.id: {e}")))?;
+pub fn cluster_record(cluster: &ClusterInfo, agent: &AgentConfig) -> Result<Cluster, RecordError> {
+    let id = cluster.id.clone();
     let spec: ClusterSpec = serde_json::from_value(serde_json::json!({
         "cloud": agent.cloud,
         "region": cluster.region,
@@ -33,7 +42,7 @@ pub fn cluster_record(
         "jurisdictions": cluster.jurisdictions,
         "labels": agent.labels,
         "gateway": {"endpoints": agent.gateway_endpoints},
-        "trustDomain": cluster.trust_domain,
+        "trustDomain": cluster.trust_domain.name(),
     }))
     .map_err(|e| RecordError(e.to_string()))?;
     Ok(Cluster::new(id, spec))
@@ -113,12 +122,12 @@ mod tests {
 
     #[test]
     fn record_carries_locality_endpoints_and_trust_domain() {
-        let cluster = ClusterConfig {
-            id: "eu-west-1".into(),
+        let cluster = ClusterInfo {
+            id: "eu-west-1".parse().unwrap(),
             region: "eu-west".into(),
             zone: "eu-west-1a".into(),
             jurisdictions: vec!["eu".into(), "de".into()],
-            trust_domain: "eu.example".into(),
+            trust_domain: TrustDomain::new("eu.example").unwrap(),
         };
         let agent = AgentConfig {
             cloud: "aws".into(),

@@ -1,9 +1,9 @@
 //! Catalog sync: follows the federation API's gRPC watch (a snapshot, then
-//! ordered deltas), applies each batch of changes atomically through a
-//! [`CatalogSink`], persists the applied catalog, reconnects with jittered
+//! ordered deltas), publishes each batch of changes as one new snapshot on a
+//! `watch` channel, persists the applied catalog, reconnects with jittered
 //! exponential back-off and relists when its revision was compacted.
 //!
-//! While the API (or etcd) is gone the sink keeps the last catalog and
+//! While the API (or etcd) is gone the channel keeps the last catalog and
 //! `catalog_staleness_seconds` grows; nothing is ever cleared because the
 //! control plane is down.
 
@@ -22,13 +22,6 @@ use super::backoff::Backoff;
 use super::metrics::AgentMetrics;
 use super::persist;
 use super::staleness::Staleness;
-
-/// Receives every catalog the follower applies.
-pub trait CatalogSink: Send + Sync + 'static {
-    /// Installs `snapshot` for the request path (atomically: in-flight
-    /// requests keep the previous one).
-    fn install(&self, snapshot: Arc<CatalogSnapshot>);
-}
 
 /// Where and how to follow the catalog.
 #[derive(Debug, Clone)]
@@ -49,7 +42,6 @@ pub struct FollowerConfig {
 /// Follows the federation watch; see the module docs.
 pub struct Follower {
     config: FollowerConfig,
-    sink: Arc<dyn CatalogSink>,
     metrics: AgentMetrics,
     staleness: Arc<Staleness>,
     current: CatalogSnapshot,
@@ -76,12 +68,11 @@ enum Step {
 }
 
 impl Follower {
-    /// A follower that installs into `sink`.
-    pub fn new(config: FollowerConfig, sink: Arc<dyn CatalogSink>, metrics: AgentMetrics) -> Self {
+    /// A follower; its catalogs are published to [`Self::subscribe`]rs.
+    pub fn new(config: FollowerConfig, metrics: AgentMetrics) -> Self {
         let (tx, _) = watch::channel(Arc::new(CatalogSnapshot::default()));
         Self {
             config,
-            sink,
             metrics,
             staleness: Arc::new(Staleness::default()),
             current: CatalogSnapshot::default(),
@@ -90,8 +81,8 @@ impl Follower {
         }
     }
 
-    /// Loads the persisted catalog (if any, and valid) and installs it, so the
-    /// gateway serves while the API is unreachable. Returns its revision.
+    /// Loads the persisted catalog (if any, and valid) and publishes it, so
+    /// the gateway serves while the API is unreachable. Returns its revision.
     /// A corrupted or partial file is logged and ignored.
     pub fn restore(&mut self) -> Option<u64> {
         let path = self.config.snapshot_file.as_ref()?;
@@ -113,7 +104,7 @@ impl Follower {
         }
     }
 
-    /// The applied catalogs, for other parts of the agent (imports, bundles).
+    /// Every applied catalog (the restored one at once).
     pub fn subscribe(&self) -> watch::Receiver<Arc<CatalogSnapshot>> {
         self.tx.subscribe()
     }
@@ -131,7 +122,6 @@ impl Follower {
     fn install(&mut self) {
         let started = Instant::now();
         let snapshot = Arc::new(self.current.clone());
-        self.sink.install(snapshot.clone());
         self.metrics
             .apply_latency
             .observe(started.elapsed().as_secs_f64());

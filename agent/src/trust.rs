@@ -1,14 +1,11 @@
-//! Trust bundles: swapping the federated bundles of the catalog into the
-//! gateway's [`BundleStore`] (verifiers read it per handshake, so live
+//! Trust bundles: which federated bundles of the catalog a
+//! [`BundleStore`] should take (verifiers read it per handshake, so live
 //! connections are untouched), and publishing this trust domain's bundle
 //! whenever its sequence changes.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use causeway_api::client::Client;
 use causeway_api::model::{CatalogSnapshot, ClusterId, TrustBundle, TrustDomainName};
-use causeway_trust::{Authority, Bundle, BundleSet, BundleStore, TrustDomain};
+use causeway_trust::{Bundle, BundleSet, BundleStore, TrustDomain};
 use tokio::sync::watch;
 
 use super::metrics::AgentMetrics;
@@ -59,67 +56,11 @@ pub fn apply_bundles(
     done
 }
 
-/// Where this trust domain's bundle comes from.
-#[derive(Clone)]
-pub enum BundleSource {
-    /// An in-process CA: ticked (rotated) on every round, and saved to
-    /// `dir` after a rotation so that a restart keeps the rotated keys.
-    Authority {
-        /// The CA.
-        authority: Arc<Authority>,
-        /// Its directory (`identity.authorityDir`).
-        dir: Option<PathBuf>,
-    },
-    /// A bundle file maintained by an external CA (e.g. SPIRE).
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for BundleSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Authority { authority, .. } => {
-                write!(f, "Authority({})", authority.trust_domain())
-            }
-            Self::File(p) => write!(f, "File({})", p.display()),
-        }
-    }
-}
-
-impl BundleSource {
-    /// Runs due rotations and returns the current bundle.
-    pub fn current(&self) -> Result<Bundle, String> {
-        match self {
-            Self::Authority { authority, dir } => {
-                tick_and_save(authority, dir.as_deref()).map_err(|e| e.to_string())?;
-                Ok(authority.bundle())
-            }
-            Self::File(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                Bundle::parse_str(&text).map_err(|e| format!("{}: {e}", p.display()))
-            }
-        }
-    }
-}
-
-/// Runs the CA's due rotation steps; after any, saves it to `dir` (a
-/// restart must not bring back retired keys or lose a prepared one).
-pub fn tick_and_save(
-    authority: &Authority,
-    dir: Option<&std::path::Path>,
-) -> Result<Vec<causeway_trust::RotationEvent>, causeway_trust::AuthorityError> {
-    let events = authority.tick()?;
-    if !events.is_empty() {
-        tracing::info!(events = ?events, "trust authority rotated");
-        if let Some(dir) = dir {
-            authority.save(dir)?;
-        }
-    }
-    Ok(events)
-}
-
-/// Publishes this trust domain's bundle (and refreshes it in the local store)
-/// every `interval`, when its sequence changed since the last publication.
+/// Publishes this trust domain's bundle every `interval`, when its
+/// sequence changed since the last publication. The bundle is the one the
+/// gateway's bundle store holds for its own trust domain: the gateway keeps
+/// it current (CA rotations of its authority, a bundle file an external CA
+/// such as SPIRE rewrites).
 #[derive(Debug)]
 pub struct BundlePublisher {
     /// The API client.
@@ -128,9 +69,7 @@ pub struct BundlePublisher {
     pub cluster: ClusterId,
     /// This trust domain.
     pub trust_domain: TrustDomain,
-    /// Where the bundle comes from.
-    pub source: BundleSource,
-    /// The gateway's bundle store.
+    /// The gateway's bundle store (read only).
     pub store: BundleStore,
     /// Metrics.
     pub metrics: AgentMetrics,
@@ -139,30 +78,14 @@ pub struct BundlePublisher {
 }
 
 impl BundlePublisher {
-    /// One round: rotate if due, refresh the local store, publish if the
-    /// sequence changed. Returns the sequence published, if any.
+    /// One round: publish if the sequence changed. Returns the sequence
+    /// published, if any.
     pub async fn round(&self, published: &mut Option<u64>) -> Option<u64> {
-        let source = self.source.clone();
-        let bundle = match tokio::task::spawn_blocking(move || source.current()).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "own trust bundle unavailable");
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "trust bundle task failed");
-                return None;
-            }
+        let Some(bundle) = self.store.load().get(&self.trust_domain).cloned() else {
+            tracing::warn!(trust_domain = %self.trust_domain, "own trust bundle unavailable");
+            return None;
         };
         let seq = bundle.sequence();
-        let local = self.store.load();
-        if local
-            .get(&self.trust_domain)
-            .is_none_or(|b| b.sequence() < seq)
-            && let Err(e) = self.store.update(&self.trust_domain, bundle.clone())
-        {
-            tracing::warn!(error = %e, "own trust bundle refused by the local store");
-        }
         if *published == Some(seq) {
             return None;
         }
@@ -216,7 +139,7 @@ impl BundlePublisher {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use causeway_trust::AuthorityConfig;
+    use causeway_trust::{Authority, AuthorityConfig};
 
     fn td(s: &str) -> TrustDomain {
         TrustDomain::new(s).unwrap()

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use super::ControllerConfig;
 use super::mapping::{self, LABEL_K8S_SERVICE_NAME, Validity};
 use super::mcs::ServiceExport;
-use crate::agent::exports::{DesiredExports, ExportSources, ExportStatuses};
+use crate::exports::{DesiredExports, ExportSources, ExportStatuses};
 
 /// Watches exports, services and slices; see the module docs.
 #[derive(Clone)]

@@ -11,13 +11,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use causeway_agent::AgentMetrics;
+use causeway_agent::backoff::Backoff;
+use causeway_agent::sync::{Follower, FollowerConfig};
 use causeway_api::client::{Client, Precondition};
 use causeway_api::model::{CatalogSnapshot, Cluster, ExportKey, ServiceExport};
 use causeway_federation::server::{Authn, Server, ServerConfig, StoreConfig, open_store};
 use causeway_federation::testing::EtcdProcess;
-use causeway_gateway::agent::AgentMetrics;
-use causeway_gateway::agent::backoff::Backoff;
-use causeway_gateway::agent::sync::{CatalogSink, Follower, FollowerConfig};
 use causeway_gateway::catalog::CatalogState;
 use causeway_gateway::config::ClusterConfig;
 use futures::StreamExt as _;
@@ -40,7 +40,8 @@ struct Sim {
     state: Mutex<Option<CatalogState>>,
 }
 
-impl CatalogSink for Sim {
+impl Sim {
+    /// What a gateway does with each catalog the agent publishes.
     fn install(&self, snapshot: Arc<CatalogSnapshot>) {
         let weight = snapshot.exports.get(&self.probe).map(|e| e.spec.weight);
         let built = Instant::now();
@@ -173,9 +174,17 @@ async fn run(etcd: &EtcdProcess, watchers: usize, changes: u32) -> anyhow::Resul
                 snapshot_file: None,
                 backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             },
-            sim.clone(),
             AgentMetrics::unregistered(),
         );
+        // The gateway's installer: a task that follows the agent's watch.
+        let mut catalogs = follower.subscribe();
+        let s = sim.clone();
+        tokio::spawn(async move {
+            while catalogs.changed().await.is_ok() {
+                let snapshot = catalogs.borrow_and_update().clone();
+                s.install(snapshot);
+            }
+        });
         tokio::spawn(follower.run(rx.clone()));
         sims.push(sim);
     }

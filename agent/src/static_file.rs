@@ -222,8 +222,8 @@ pub struct StaticWatcher {
     pub interval: std::time::Duration,
     /// Metrics.
     pub metrics: AgentMetrics,
-    /// The last good state (exports and local endpoints).
-    pub state: watch::Sender<StaticState>,
+    /// Where the local endpoints of the last good state go.
+    pub local: watch::Sender<crate::LocalEndpoints>,
 }
 
 impl StaticWatcher {
@@ -254,8 +254,11 @@ impl StaticWatcher {
                 Ok(None) => {}
                 Ok(Some(state)) => {
                     tracing::info!(path = %self.path.display(), services = state.exports.len(), "static discovery file applied");
-                    sources.set("static", state.exports.clone());
-                    self.state.send_replace(state);
+                    sources.set("static", state.exports);
+                    self.local.send_replace(crate::LocalEndpoints {
+                        ready: state.local,
+                        draining: state.draining,
+                    });
                 }
                 Err(e) => {
                     self.metrics.static_file_errors.inc();

@@ -1,22 +1,22 @@
-//! The cluster agent: background services of the gateway that connect it to
-//! the federation.
+//! The Causeway cluster agent: what connects one cluster's gateway to the
+//! federation. It never imports the gateway: it hands over what it learns
+//! on `tokio::sync::watch` channels, and the gateway's boot installs them.
 //!
 //! - **Registration** ([`register`]): puts this cluster's record (locality,
 //!   jurisdictions, gateway endpoints, trust domain) and keeps its heartbeat
 //!   lease alive.
-//! - **Trust** ([`trust`]): ticks the in-process CA (or re-reads a
-//!   SPIRE-written bundle file) and publishes the bundle when its sequence
-//!   changes; swaps the federated bundles of the catalog into the gateway's
-//!   `BundleStore` (read per handshake, so live connections are untouched).
-//!   The gateway's own SVID is re-issued before expiry by
-//!   `Identity::refresh` (proxy background task).
-//! - **Catalog sync** ([`sync`]): follows the gRPC watch, applies changes
-//!   atomically, persists them ([`persist`]), reconnects with jittered
-//!   back-off ([`backoff`]) and serves the last known catalog while the API
-//!   is gone (`causeway_agent_catalog_staleness_seconds`).
+//! - **Trust** ([`trust`]): publishes this trust domain's bundle (the one
+//!   the gateway's bundle store holds) whenever its sequence changes, and
+//!   says which federated bundles of a catalog a store should take.
+//! - **Catalog sync** ([`sync`]): follows the gRPC watch, publishes each
+//!   applied catalog ([`Agent::catalog`]), persists it ([`persist`]),
+//!   reconnects with jittered back-off ([`backoff`]) and keeps the last
+//!   known catalog while the API is gone
+//!   (`causeway_agent_catalog_staleness_seconds`).
 //! - **Local services** ([`exports`], [`static_file`], [`kubernetes`]):
-//!   exports from a watched static file or from MCS `ServiceExport`s, and
-//!   `ServiceImport`s + EndpointSlices for remote services.
+//!   exports from a watched static file or from MCS `ServiceExport`s, the
+//!   local endpoints behind them ([`Agent::local`]), and `ServiceImport`s +
+//!   EndpointSlices for remote services.
 //!
 //! [`spawn`] starts everything configured in [`AgentConfig`].
 
@@ -32,17 +32,19 @@ pub mod static_file;
 pub mod sync;
 pub mod trust;
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use causeway_api::client::Client;
-use causeway_api::model::{CatalogSnapshot, ClusterId};
+use causeway_api::model::CatalogSnapshot;
+use causeway_trust::BundleStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use self::config::{AgentConfig, KubernetesConfig};
 pub use self::metrics::AgentMetrics;
-pub use self::sync::CatalogSink;
-use crate::state::Shared;
+pub use self::register::ClusterInfo;
 
 /// Kubernetes API access the agent's controllers use: (api group, resource,
 /// verbs). `""` is the core group; subresources as `serviceexports/status`.
@@ -68,48 +70,27 @@ pub enum AgentError {
     Kubernetes(String),
 }
 
-/// Installs applied catalogs into a running gateway: federated bundles first
-/// (so new peers verify), then the routing state, then east-west connectors
-/// for new clusters (off the request path).
-#[derive(Debug, Clone)]
-pub struct GatewaySink {
-    shared: Arc<Shared>,
+/// Local endpoints the agent discovered, by `namespace/name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalEndpoints {
+    /// Ready endpoints.
+    pub ready: BTreeMap<String, Vec<SocketAddr>>,
+    /// Listed but not ready (draining) endpoints: used only for a service
+    /// that has no ready endpoint, so that requests peers send before they
+    /// learn of a drain still succeed.
+    pub draining: BTreeMap<String, Vec<SocketAddr>>,
 }
 
-impl GatewaySink {
-    /// A sink for `shared`.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-}
-
-impl CatalogSink for GatewaySink {
-    fn install(&self, snapshot: Arc<CatalogSnapshot>) {
-        let id = &self.shared.identity;
-        trust::apply_bundles(&id.trust_domain, &id.bundles, &snapshot);
-        // The previous revision's state: only the services that changed
-        // are rebuilt.
-        let state = self
-            .shared
-            .catalog()
-            .next(snapshot, &self.shared.config.cluster);
-        self.shared.install_catalog(state);
-        let shared = self.shared.clone();
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::spawn_blocking(move || crate::gateway::prepare_remotes(&shared));
-        }
-    }
-}
-
-/// A running agent.
+/// A running agent: its tasks and what it publishes.
 #[derive(Debug)]
 pub struct Agent {
     /// Its tasks (they stop when the shutdown channel turns true).
     pub tasks: Vec<JoinHandle<()>>,
-    /// Every catalog applied.
+    /// Every catalog applied; holds the persisted one at once when there
+    /// was one.
     pub catalog: watch::Receiver<Arc<CatalogSnapshot>>,
-    /// The static discovery state (exports and local endpoints for the proxy).
-    pub static_state: watch::Receiver<static_file::StaticState>,
+    /// The local endpoints of the services this cluster runs.
+    pub local: watch::Receiver<LocalEndpoints>,
     /// Catalog staleness.
     pub staleness: Arc<staleness::Staleness>,
     /// The revision restored from disk at start, if any.
@@ -129,13 +110,15 @@ pub fn read_token(config: &AgentConfig) -> Result<Option<String>, AgentError> {
     }
 }
 
-/// Starts every service `config` enables, installing catalogs into `shared`.
-/// The persisted catalog (if any) is installed before this returns, so the
-/// gateway serves it even if the API never answers. Must be called inside a
-/// tokio runtime.
+/// Starts every service `config` enables for `cluster`. `bundles` is the
+/// gateway's bundle store: the agent publishes the bundle it holds for the
+/// cluster's own trust domain. The persisted catalog (if any) is on
+/// [`Agent::catalog`] before this returns, so the gateway serves it even if
+/// the API never answers. Must be called inside a tokio runtime.
 pub fn spawn(
     config: &AgentConfig,
-    shared: Arc<Shared>,
+    cluster: ClusterInfo,
+    bundles: BundleStore,
     metrics: AgentMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Agent, AgentError> {
@@ -149,12 +132,7 @@ pub fn spawn(
     };
     let client = Client::with_tls(&endpoint, token.clone(), &tls)
         .map_err(|e| AgentError::Config(e.to_string()))?;
-    let cluster_cfg = &shared.config.cluster;
-    let cluster: ClusterId = cluster_cfg
-        .id
-        .parse()
-        .map_err(|e| AgentError::Config(format!("cluster.id: {e}")))?;
-    let record = register::cluster_record(cluster_cfg, config)
+    let record = register::cluster_record(&cluster, config)
         .map_err(|e| AgentError::Config(e.to_string()))?;
     let backoff = backoff::Backoff::new(config.backoff_base, config.backoff_cap);
     let mut kubernetes = config.kubernetes.clone();
@@ -178,7 +156,6 @@ pub fn spawn(
             snapshot_file: config.snapshot_file.clone(),
             backoff: backoff.clone(),
         },
-        Arc::new(GatewaySink::new(shared.clone())),
         metrics.clone(),
     );
     let restored = follower.restore();
@@ -197,31 +174,17 @@ pub fn spawn(
         .run(shutdown.clone()),
     ));
 
-    let source = match (
-        shared.identity.authority(),
-        &shared.config.identity.bundle_file,
-    ) {
-        (Some(a), _) => Some(trust::BundleSource::Authority {
-            authority: a.clone(),
-            dir: shared.config.identity.authority_dir.clone(),
-        }),
-        (None, Some(f)) => Some(trust::BundleSource::File(f.clone())),
-        (None, None) => None,
-    };
-    if let Some(source) = source {
-        tasks.push(tokio::spawn(
-            trust::BundlePublisher {
-                client: client.clone(),
-                cluster: cluster.clone(),
-                trust_domain: shared.identity.trust_domain.clone(),
-                source,
-                store: shared.identity.bundles.clone(),
-                metrics: metrics.clone(),
-                interval: config.bundle_interval,
-            }
-            .run(shutdown.clone()),
-        ));
-    }
+    tasks.push(tokio::spawn(
+        trust::BundlePublisher {
+            client: client.clone(),
+            cluster: cluster.id.clone(),
+            trust_domain: cluster.trust_domain.clone(),
+            store: bundles,
+            metrics: metrics.clone(),
+            interval: config.bundle_interval,
+        }
+        .run(shutdown.clone()),
+    ));
 
     let mut expected = Vec::new();
     if config.static_file.is_some() {
@@ -232,17 +195,17 @@ pub fn spawn(
     }
     let sources = exports::ExportSources::new(&expected);
     let (statuses_tx, statuses_rx) = watch::channel(exports::ExportStatuses::new());
-    let (static_tx, static_state) = watch::channel(static_file::StaticState::default());
+    let (local_tx, local) = watch::channel(LocalEndpoints::default());
     let mut publish = false;
     if let Some(path) = &config.static_file {
         publish = true;
         tasks.push(tokio::spawn(
             static_file::StaticWatcher {
                 path: path.clone(),
-                default_zone: cluster_cfg.zone.clone(),
+                default_zone: cluster.zone.clone(),
                 interval: config.static_poll_interval,
                 metrics: metrics.clone(),
-                state: static_tx,
+                local: local_tx,
             }
             .run(sources.clone(), shutdown.clone()),
         ));
@@ -251,8 +214,8 @@ pub fn spawn(
         publish = true;
         tasks.extend(kubernetes::spawn_in_cluster(
             kubernetes::ControllerConfig {
-                cluster: cluster.clone(),
-                default_zone: cluster_cfg.zone.clone(),
+                cluster: cluster.id.clone(),
+                default_zone: cluster.zone.clone(),
                 kubernetes,
             },
             sources.clone(),
@@ -265,7 +228,7 @@ pub fn spawn(
         tasks.push(tokio::spawn(
             exports::ExportPublisher {
                 client,
-                cluster,
+                cluster: cluster.id,
                 metrics,
                 backoff,
                 status_interval: std::time::Duration::from_secs(10),
@@ -277,7 +240,7 @@ pub fn spawn(
     Ok(Agent {
         tasks,
         catalog,
-        static_state,
+        local,
         staleness,
         restored,
     })

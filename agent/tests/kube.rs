@@ -3,26 +3,26 @@
 //! `Client`) and a real federation API server in-process.
 #![allow(clippy::unwrap_used)]
 
-#[path = "agent_support/fake_kube.rs"]
+#[path = "support/fake_kube.rs"]
 mod fake_kube;
-#[path = "agent_support/federation.rs"]
+#[path = "support/federation.rs"]
 mod federation;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use causeway_api::model::{CatalogSnapshot, ServiceType};
-use causeway_gateway::agent::backoff::Backoff;
-use causeway_gateway::agent::exports::{ExportPublisher, ExportSources, ExportStatuses};
-use causeway_gateway::agent::kubernetes::mapping::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER};
-use causeway_gateway::agent::kubernetes::mcs::{
+use causeway_agent::backoff::Backoff;
+use causeway_agent::exports::{ExportPublisher, ExportSources, ExportStatuses};
+use causeway_agent::kubernetes::mapping::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER};
+use causeway_agent::kubernetes::mcs::{
     ClusterProperty, ClusterPropertySpec, ServiceExport, ServiceExportSpec, ServiceImport,
     ServiceImportSpec, ServiceImportType,
 };
-use causeway_gateway::agent::kubernetes::{
+use causeway_agent::kubernetes::{
     ControllerConfig, ExportController, ImportController, cluster_id_property,
 };
-use causeway_gateway::agent::{AgentMetrics, KubernetesConfig};
+use causeway_agent::{AgentMetrics, KubernetesConfig};
+use causeway_api::model::{CatalogSnapshot, ServiceType};
 use fake_kube::FakeKube;
 use federation::{Api, eventually};
 use k8s_openapi::api::core::v1::Service;
