@@ -7,7 +7,11 @@
 #   /usr/local/bin/causeway-federation  federation API server
 #   /usr/local/bin/causewayctl          CLI (kubectl exec / debugging)
 #
-#   docker build -t ghcr.io/causeway-dev/causeway:0.1.0 .
+#   docker build -t ghcr.io/causeway-dev/causeway:0.1.0 \
+#     --build-arg GIT_COMMIT="$(git rev-parse --short=12 HEAD)" .
+#
+# GIT_COMMIT becomes the `commit` of `causeway_build_info`, the `gitCommit`
+# of the API's `GET /v1/version` and of `causewayctl version`.
 #
 # The runtime is distroless (glibc, CA certificates, no shell) running as the
 # `nonroot` user 65532, matching the chart's securityContext.
@@ -21,6 +25,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake protobuf-compiler \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+ARG GIT_COMMIT=""
+ENV CAUSEWAY_GIT_COMMIT=${GIT_COMMIT}
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \

@@ -4,6 +4,8 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // The commit of `VersionInfo::this_build` (the image build sets it).
+    println!("cargo:rerun-if-env-changed=CAUSEWAY_GIT_COMMIT");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

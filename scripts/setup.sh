@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Causeway needs and is missing:
 # cmake (Pingora's zlib-ng), protoc (gRPC code generation), etcd (tests and
-# `--etcd` mode). As root it installs from Debian; otherwise it says what to
-# install and exits non-zero.
+# `--etcd` mode), zsh and fish (the CLI's completion tests). As root it
+# installs from Debian; otherwise it says what to install and exits non-zero.
 # Terraform (e2e/tests/terraform.rs) is not packaged by Debian or by the
 # registries these machines reach: when it is missing or too old this script
 # says so, and those tests fail (they never skip).
@@ -29,6 +29,9 @@ need etcd etcd-server
 need etcdctl etcd-client
 need cc gcc
 need ip iproute2
+# The CLI tests check that `causewayctl completion zsh|fish` parses in those shells.
+need zsh zsh
+need fish fish
 # etcd-client compiles etcd's protos, which import google/protobuf/*.proto
 [ -f /usr/include/google/protobuf/descriptor.proto ] || missing_pkgs+=(libprotobuf-dev)
 

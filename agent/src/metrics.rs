@@ -57,6 +57,19 @@ impl AgentMetrics {
             bundle_sequence: Gauge::default(),
             static_file_errors: Counter::default(),
         };
+        // Every call and result at 0: an alert on errors sees a series from
+        // the start, and the family is listed before the first call.
+        for call in [
+            "register",
+            "heartbeat",
+            "bundle_publish",
+            "export_put",
+            "export_delete",
+        ] {
+            for result in ["ok", "error"] {
+                let _ = m.api_calls.get_or_create(&CallLabels { call, result });
+            }
+        }
         r.register(
             "catalog_revision",
             "Revision of the last catalog applied from the federation watch",

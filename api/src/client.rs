@@ -7,6 +7,7 @@
 mod follow;
 pub mod grpc_wire;
 mod http;
+mod patch;
 mod tls;
 mod typed;
 mod watch;

@@ -15,7 +15,12 @@
 //! `limit` (default 100, max 1000) and `continue`, and answer a [`Page`]
 //! (`{items, continue?, revision}`). `POST /v1/clusters/{c}/heartbeat`
 //! answers a [`HeartbeatAck`]. Every rejection is an RFC 9457
-//! `application/problem+json` [`Problem`] with `errors: [{field, message}]`.
+//! `application/problem+json` [`Problem`] with `errors: [{field, message}]`,
+//! `instance` (the request path) and `requestId` (also the
+//! [`REQUEST_ID_HEADER`] of every response). `GET` of one resource answers
+//! `304 Not Modified` when `If-None-Match` names its `ETag`. `PATCH` takes
+//! an RFC 7396 merge patch (`application/merge-patch+json`) of clusters,
+//! exports and policies. `GET /v1/version` answers a [`VersionInfo`].
 //!
 //! # Watch
 //! `GET /v1/watch[?since=REV]` (NDJSON, one [`WatchLine`] per line) and gRPC
@@ -33,6 +38,6 @@ mod problem;
 mod rest;
 mod watch;
 
-pub use self::problem::{FieldError, PROBLEM_JSON, PROBLEM_TYPE_BASE, Problem};
-pub use self::rest::{HeartbeatAck, Page};
+pub use self::problem::{FieldError, PROBLEM_JSON, PROBLEM_TYPE_BASE, Problem, REQUEST_ID_HEADER};
+pub use self::rest::{HeartbeatAck, MERGE_PATCH_JSON, Page, VersionInfo};
 pub use self::watch::WatchLine;

@@ -457,9 +457,9 @@ impl Federation {
                 Duration::from_millis(25),
                 || async move {
                     let text = g.metrics().await.ok()?;
-                    let failing = crate::metrics::parse(&text).into_iter().any(|s| {
-                        s.name == "causeway_gateway_gateway_probe_failing" && s.value > 0.0
-                    });
+                    let failing = crate::metrics::parse(&text)
+                        .into_iter()
+                        .any(|s| s.name == "causeway_gateway_peer_probe_failing" && s.value > 0.0);
                     (!failing).then_some(())
                 },
             )

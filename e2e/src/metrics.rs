@@ -1,5 +1,17 @@
 //! Reading Prometheus / OpenMetrics text as tests need it: the sum of the
-//! samples of one metric whose labels include the given pairs.
+//! samples of one metric whose labels include the given pairs, and the
+//! metric families an exposition declares.
+//!
+//! Kept hand-written rather than `prometheus-parse` 0.2.5 (the only Rust
+//! parser of the text format; one maintainer, last release early 2024): it
+//! reads the Prometheus 0.0.4 format, not OpenMetrics as prometheus-client
+//! writes it. It keys types by the `# TYPE` name, so a counter `x` whose
+//! samples are `x_total` comes back untyped, `info` families are untyped,
+//! and it drops the family names we compare with docs/metrics.md; and it
+//! brings regex, chrono and itertools into the build for the ~80 lines these
+//! tests need.
+
+use std::collections::BTreeMap;
 
 /// One sample: metric name, labels, value.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +87,25 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The metric families declared by `# TYPE` lines, by the name a query
+/// uses (OpenMetrics declares a counter `x` whose samples are `x_total`,
+/// an info `x` whose sample is `x_info`), with their type.
+pub fn families(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, ty)| {
+            let ty = ty.trim();
+            let name = match ty {
+                "counter" if !name.ends_with("_total") => format!("{name}_total"),
+                "info" if !name.ends_with("_info") => format!("{name}_info"),
+                _ => name.to_owned(),
+            };
+            (name, ty.to_owned())
+        })
+        .collect()
+}
+
 /// The sum of samples named `name` whose labels include every pair of `labels`.
 pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     parse(text)
@@ -101,5 +132,22 @@ mod tests {
         assert_eq!(sum(text, "x_total", &[("b", "q\"")]), 2.0);
         assert_eq!(sum(text, "y", &[]), 1.5);
         assert_eq!(sum(text, "x_total", &[("a", "3")]), 0.0);
+    }
+
+    #[test]
+    fn families_use_the_queried_names() {
+        let text = "# HELP x A.\n# TYPE x counter\nx_total 1\n# TYPE b info\nb_info{v=\"1\"} 1\n\
+                    # TYPE h histogram\nh_sum 0\n# TYPE g gauge\n# EOF\n";
+        let f = families(text);
+        let names: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("b_info", "info"),
+                ("g", "gauge"),
+                ("h", "histogram"),
+                ("x_total", "counter")
+            ]
+        );
     }
 }

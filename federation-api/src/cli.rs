@@ -1,20 +1,27 @@
 //! `causewayctl`: the command-line client of the federation API.
 //!
 //! Exit codes: 0 success, 1 the API refused (the problem detail and field are
-//! printed), 2 usage error, 3 the server could not be reached.
+//! printed), 2 usage error, 3 the server could not be reached. `diff` exits
+//! 1 when there are differences and 4 when the API refuses.
+//!
+//! The server, token and CA come from flags, then environment variables,
+//! then the selected context of the config file (see [`args::ConfigCommand`]).
 
 mod apply;
 pub mod args;
+mod config;
 mod kinds;
 mod output;
 pub mod token;
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 pub use self::args::{Cli, Command};
 use causeway_api::client::{Client, ClientError};
+use causeway_api::wire::VersionInfo;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -24,6 +31,10 @@ pub const EXIT_API: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the server could not be reached.
 pub const EXIT_CONNECT: u8 = 3;
+/// Exit code of `diff` when there are differences.
+pub const EXIT_DIFF_FOUND: u8 = 1;
+/// Exit code of `diff` when the API refused (1 means "differences" there).
+pub const EXIT_DIFF_API: u8 = 4;
 
 /// A failure of a CLI command, mapped to an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +48,9 @@ pub enum CliError {
     /// Writing output failed.
     #[error("{0}")]
     Io(String),
+    /// Several API calls failed (each was reported on stderr).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CliError {
@@ -46,14 +60,22 @@ impl CliError {
             Self::Usage(_) => EXIT_USAGE,
             Self::Client(ClientError::Connect(_)) => EXIT_CONNECT,
             Self::Client(ClientError::InvalidServer(_)) => EXIT_USAGE,
-            Self::Client(_) | Self::Io(_) => EXIT_API,
+            Self::Client(_) | Self::Io(_) | Self::Failed(_) => EXIT_API,
         }
     }
 }
 
+pub(crate) fn io(e: std::io::Error) -> CliError {
+    CliError::Io(e.to_string())
+}
+
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,50 +86,108 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONNECT);
         }
     };
-    match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::from(EXIT_OK),
+    let diff = matches!(cli.command, Command::Diff(_));
+    match rt.block_on(run(cli, &matches)) {
+        Ok(Outcome::Done) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::Differences) => ExitCode::from(EXIT_DIFF_FOUND),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
+            let code = e.exit_code();
+            ExitCode::from(if diff && code == EXIT_API {
+                EXIT_DIFF_API
+            } else {
+                code
+            })
         }
     }
 }
 
-fn client(cli: &Cli) -> Result<Client, CliError> {
-    let tls = causeway_api::client::TlsOptions {
-        ca_file: cli.ca_file.clone(),
-    };
-    Ok(Client::with_tls(&cli.server, cli.token.clone(), &tls)?)
+/// What a command that succeeded found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// `diff` found differences.
+    Differences,
 }
 
-/// Runs one parsed command.
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+fn client(cli: &Cli, m: &ArgMatches) -> Result<Client, CliError> {
+    let conn = config::connection(cli, m)?;
+    let tls = causeway_api::client::TlsOptions {
+        ca_file: conn.ca_file,
+    };
+    Ok(Client::with_tls(&conn.server, conn.token, &tls)?)
+}
+
+/// Runs one parsed command; `matches` tells which settings came from the
+/// command line and which from the environment.
+pub async fn run(cli: Cli, matches: &ArgMatches) -> Result<Outcome, CliError> {
     let mut out = std::io::stdout().lock();
     match &cli.command {
-        Command::Get(a) => {
-            let c = client(&cli)?;
-            kinds::get(&c, a, &mut out).await
+        Command::Get(a) => kinds::get(&client(&cli, matches)?, a, &mut out).await?,
+        Command::Delete(a) => kinds::delete(&client(&cli, matches)?, a, &mut out).await?,
+        Command::Patch(a) => kinds::patch(&client(&cli, matches)?, a, &mut out).await?,
+        Command::Apply(a) => apply::apply(&client(&cli, matches)?, a, &mut out).await?,
+        Command::Diff(a) => {
+            return Ok(
+                if apply::diff(&client(&cli, matches)?, a, &mut out).await? {
+                    Outcome::Differences
+                } else {
+                    Outcome::Done
+                },
+            );
         }
-        Command::Delete(a) => {
-            let c = client(&cli)?;
-            kinds::delete(&c, a, &mut out).await
+        Command::Watch(a) => output::watch(&client(&cli, matches)?, a, &mut out).await?,
+        Command::Token(t) => token::run(t, &mut out)?,
+        Command::Explain(a) => explain(a, &mut out).await?,
+        Command::Version(a) => version(&cli, matches, a, &mut out).await?,
+        Command::Completion(a) => {
+            clap_complete::generate(a.shell, &mut Cli::command(), "causewayctl", &mut out);
         }
-        Command::Apply(a) => {
-            let c = client(&cli)?;
-            apply::apply(&c, a, &mut out).await
-        }
-        Command::Watch(a) => {
-            let c = client(&cli)?;
-            output::watch(&c, a, &mut out).await
-        }
-        Command::Token(t) => token::run(t, &mut out),
-        Command::Explain(a) => explain(a, &mut out).await,
+        Command::Config(c) => config::run(&cli, matches, c, &mut out)?,
     }
+    Ok(Outcome::Done)
+}
+
+/// `version`: the client's build, then the server's (`GET /v1/version`).
+async fn version(
+    cli: &Cli,
+    m: &ArgMatches,
+    a: &args::VersionArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let client_version = VersionInfo::this_build();
+    let server = if a.client {
+        None
+    } else {
+        match client(cli, m)?.version().await {
+            Ok(v) => Some(Ok(v)),
+            Err(e) => Some(Err(e)),
+        }
+    };
+    if a.output == args::Output::Table {
+        writeln!(out, "Client Version: {}", client_version.display()).map_err(io)?;
+        return match server {
+            Some(Ok(v)) => writeln!(out, "Server Version: {}", v.display()).map_err(io),
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(()),
+        };
+    }
+    let mut doc = serde_json::json!({ "clientVersion": client_version });
+    match server {
+        Some(Ok(v)) => doc["serverVersion"] = serde_json::to_value(v).unwrap_or_default(),
+        Some(Err(e)) => {
+            output::print_one(out, &doc, a.output)?;
+            return Err(e.into());
+        }
+        None => {}
+    }
+    output::print_one(out, &doc, a.output)
 }
 
 /// `explain`: asks a gateway's admin endpoint (`/debug/route`) why it routes
 /// a host the way it does.
-async fn explain(a: &args::ExplainArgs, out: &mut dyn std::io::Write) -> Result<(), CliError> {
+async fn explain(a: &args::ExplainArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut query: Vec<(&str, &str)> = vec![("host", a.host.as_str())];
     for h in &a.headers {
         if !h.contains(':') {
@@ -126,4 +206,14 @@ async fn explain(a: &args::ExplainArgs, out: &mut dyn std::io::Write) -> Result<
         args::Output::Json
     };
     output::print_one(out, &v.value, format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -57,7 +57,14 @@
 //! # Metrics (`/metrics`, prefix `causeway_federation_`)
 //! `http_requests_total{route,method,status}`,
 //! `http_request_duration_seconds{route,method}`, `watch_streams{protocol}`,
-//! `store_operation_duration_seconds{op}`, `store_errors_total{op}`.
+//! `store_operation_duration_seconds{op}`, `store_errors_total{op}`, and
+//! `causeway_build_info{version,commit}`; every one is described in
+//! `docs/metrics.md`.
+//!
+//! # Version
+//! `GET /v1/version` (no authentication) answers
+//! [`causeway_api::wire::VersionInfo`]: `{version, gitCommit?}`, the commit
+//! being known when the build set `CAUSEWAY_GIT_COMMIT`.
 //!
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
@@ -71,11 +78,13 @@
 
 mod catalog;
 pub mod config;
+mod edge;
 pub mod error;
 mod extract;
 mod grpc;
 mod http_metrics;
 pub mod metrics;
+mod openapi_extra;
 mod routes;
 mod run;
 pub mod watch;

@@ -11,24 +11,29 @@ use http::Method;
 use serde_json::Value;
 use support::*;
 
-/// DESIGN.md §3, with the HTTP methods of each path.
+/// DESIGN.md §3, with the HTTP methods of each path, plus `PATCH` (JSON
+/// merge patch) and `/v1/version`.
 const DESIGN: &[(&str, &[&str])] = &[
     ("/v1/clusters", &["get"]),
-    ("/v1/clusters/{cluster}", &["get", "put", "delete"]),
+    ("/v1/clusters/{cluster}", &["get", "put", "delete", "patch"]),
     ("/v1/clusters/{cluster}/heartbeat", &["post"]),
     ("/v1/clusters/{cluster}/exports", &["get"]),
     (
         "/v1/clusters/{cluster}/exports/{ns}/{name}",
-        &["get", "put", "delete"],
+        &["get", "put", "delete", "patch"],
     ),
     ("/v1/imports", &["get"]),
     ("/v1/imports/{ns}/{name}", &["get"]),
     ("/v1/trust-domains", &["get"]),
     ("/v1/trust-domains/{td}/bundle", &["get", "put"]),
     ("/v1/policies/{kind}", &["get"]),
-    ("/v1/policies/{kind}/{name}", &["get", "put", "delete"]),
+    (
+        "/v1/policies/{kind}/{name}",
+        &["get", "put", "delete", "patch"],
+    ),
     ("/v1/watch", &["get"]),
     ("/v1/openapi.json", &["get"]),
+    ("/v1/version", &["get"]),
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),
     ("/metrics", &["get"]),

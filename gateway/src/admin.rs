@@ -33,7 +33,7 @@ impl Admin {
             .metrics
             .cert_expiry
             .get_or_create(&CertLabels { kind: "x509-svid" })
-            .set(self.shared.identity.svid_expiry_seconds());
+            .set(self.shared.identity.svid().not_after().unix_timestamp());
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.shared.registry).is_err() {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed");

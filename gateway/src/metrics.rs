@@ -7,7 +7,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
+};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -93,7 +96,7 @@ pub struct DenyLabels {
     pub reason: &'static str,
 }
 
-/// Labels of rollback-guard trips.
+/// Labels of the certificate expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CertLabels {
     /// `x509-svid`.
@@ -125,7 +128,7 @@ pub struct Metrics {
     pub circuit_open: Family<TargetLabels, Gauge>,
     /// 1 when a target is ejected by outlier detection.
     pub ejected: Family<TargetLabels, Gauge>,
-    /// 1 when the active probe of a remote gateway fails.
+    /// 1 when the active probe of a peer cluster's gateway fails.
     pub probe_failing: Family<TargetLabels, Gauge>,
     /// Residency-governed denials.
     pub residency_denials: Family<DenyLabels, Counter>,
@@ -139,8 +142,8 @@ pub struct Metrics {
     pub catalog_revision: Gauge,
     /// Seconds since the catalog in use was loaded.
     pub catalog_age: Gauge<f64, std::sync::atomic::AtomicU64>,
-    /// Seconds until the gateway's certificate expires.
-    pub cert_expiry: Family<CertLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// When the gateway's certificate expires (Unix seconds).
+    pub cert_expiry: Family<CertLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -150,8 +153,16 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// Creates and registers every metric under the `causeway_gateway` prefix.
+    /// Creates and registers every metric under the `causeway_gateway`
+    /// prefix, and `causeway_build_info`.
     pub fn register(registry: &mut Registry) -> Self {
+        registry.register(
+            "causeway_build",
+            "The running build: version and commit labels, value 1",
+            prometheus_client::metrics::info::Info::new(
+                causeway_api::wire::VersionInfo::this_build().labels(),
+            ),
+        );
         let r = registry.sub_registry_with_prefix("causeway_gateway");
         let m = Self {
             requests: Family::default(),
@@ -174,77 +185,81 @@ impl Metrics {
             catalog_age: Gauge::default(),
             cert_expiry: Family::default(),
         };
-        r.register("requests", "Requests by outcome", m.requests.clone());
+        r.register(
+            "requests",
+            "Requests by outcome",
+            Described(m.requests.clone()),
+        );
         r.register(
             "request_duration_seconds",
             "Total request duration",
-            m.request_duration.clone(),
+            Described(m.request_duration.clone()),
         );
         r.register(
             "upstream_duration_seconds",
             "Time from sending the request upstream to its response header",
-            m.upstream_duration.clone(),
+            Described(m.upstream_duration.clone()),
         );
         r.register(
             "active_connections",
             "Open downstream connections",
-            m.active_connections.clone(),
+            Described(m.active_connections.clone()),
         );
         r.register(
             "connections",
             "Accepted downstream connections",
-            m.connections.clone(),
+            Described(m.connections.clone()),
         );
         r.register(
             "connections_refused",
             "Connections refused at the connection cap",
-            m.connections_refused.clone(),
+            Described(m.connections_refused.clone()),
         );
         r.register(
             "slow_clients",
             "Connections closed by the header deadline or TLS handshake timeout",
-            m.slow_clients.clone(),
+            Described(m.slow_clients.clone()),
         );
         r.register(
             "upstream_connect_errors",
             "Upstream connect failures",
-            m.upstream_connect_errors.clone(),
+            Described(m.upstream_connect_errors.clone()),
         );
-        r.register("retries", "Request retries", m.retries.clone());
+        r.register("retries", "Request retries", Described(m.retries.clone()));
         r.register(
             "circuit_breaker_open",
             "1 when the circuit breaker of a target is open",
-            m.circuit_open.clone(),
+            Described(m.circuit_open.clone()),
         );
         r.register(
             "target_ejected",
             "1 when a target is ejected by outlier detection",
-            m.ejected.clone(),
+            Described(m.ejected.clone()),
         );
         r.register(
-            "gateway_probe_failing",
-            "1 when the active probe of a remote gateway fails",
-            m.probe_failing.clone(),
+            "peer_probe_failing",
+            "1 when the active probe of a peer cluster's gateway fails",
+            Described(m.probe_failing.clone()),
         );
         r.register(
             "residency_denials",
             "Requests refused because residency left no allowed healthy cluster",
-            m.residency_denials.clone(),
+            Described(m.residency_denials.clone()),
         );
         r.register(
             "denials",
             "Requests refused for a routing or access-policy reason",
-            m.denials.clone(),
+            Described(m.denials.clone()),
         );
         r.register(
             "rate_limited",
             "Requests refused by the local rate limit",
-            m.rate_limited.clone(),
+            Described(m.rate_limited.clone()),
         );
         r.register(
             "rollback_guard_trips",
             "Times the rollback guard pulled a canary back",
-            m.rollbacks.clone(),
+            Described(m.rollbacks.clone()),
         );
         r.register(
             "catalog_revision",
@@ -257,11 +272,29 @@ impl Metrics {
             m.catalog_age.clone(),
         );
         r.register(
-            "certificate_expiry_seconds",
-            "Seconds until the gateway's certificate expires",
-            m.cert_expiry.clone(),
+            "certificate_expiration_timestamp_seconds",
+            "When the gateway's certificate expires, in Unix seconds",
+            Described(m.cert_expiry.clone()),
         );
         m
+    }
+}
+
+/// A family whose `# HELP` and `# TYPE` lines are served before its first
+/// sample. prometheus-client leaves empty families out (as Go's client
+/// does); OpenMetrics allows them, and with them every family the gateway
+/// registers is visible from the first scrape (metadata for dashboards, and
+/// the check of docs/metrics.md against `/metrics`).
+#[derive(Debug)]
+struct Described<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Described<M> {
+    fn encode(&self, encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
     }
 }
 

@@ -294,7 +294,22 @@ async fn admin_serves_health_metrics_config_and_route_explanations() {
     assert!(text.contains("causeway_gateway_requests_total{"), "{text}");
     assert!(text.contains("status_class=\"2xx\""));
     assert!(text.contains("causeway_gateway_catalog_revision 1"));
-    assert!(text.contains("causeway_gateway_certificate_expiry_seconds"));
+    // The SVID's notAfter as Unix time (a timestamp, not a countdown).
+    let expiry: f64 = text
+        .lines()
+        .find(|l| l.starts_with("causeway_gateway_certificate_expiration_timestamp_seconds{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no certificate expiration in {text}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        expiry > now && expiry < now + 10.0 * 365.0 * 86400.0,
+        "{expiry}"
+    );
+    assert!(text.contains("causeway_build_info{version=\""), "{text}");
     let c = get(a, "admin", "/debug/config").await.unwrap().json();
     assert_eq!(c["revision"], 1);
     assert!(c["catalog"]["clusters"]["eu-1"].is_object());

@@ -91,7 +91,7 @@ impl Transport {
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        if body.is_some() {
+        if body.is_some() && !extra.iter().any(|(k, _)| k == header::CONTENT_TYPE) {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
         for (k, v) in extra {
@@ -167,12 +167,10 @@ pub(crate) fn connect_error(base: &str, e: &dyn std::error::Error) -> ClientErro
 pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     match serde_json::from_slice::<Problem>(body) {
         Ok(p) => ClientError::Api(Box::new(p)),
-        Err(_) => ClientError::Api(Box::new(Problem {
-            type_uri: "about:blank".into(),
-            title: status.canonical_reason().unwrap_or("error").to_owned(),
-            status: status.as_u16(),
-            detail: Some(String::from_utf8_lossy(body).chars().take(500).collect()),
-            errors: Vec::new(),
-        })),
+        Err(_) => ClientError::Api(Box::new(Problem::blank(
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("error"),
+            Some(String::from_utf8_lossy(body).chars().take(500).collect()),
+        ))),
     }
 }

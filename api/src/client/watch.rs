@@ -144,11 +144,9 @@ pub fn status_error(s: tonic::Status) -> ClientError {
         Code::NotFound => 404,
         _ => 500,
     };
-    ClientError::Api(Box::new(crate::wire::Problem {
-        type_uri: "about:blank".into(),
-        title: format!("{:?}", s.code()),
+    ClientError::Api(Box::new(crate::wire::Problem::blank(
         status,
-        detail: Some(s.message().to_owned()),
-        errors: Vec::new(),
-    }))
+        format!("{:?}", s.code()),
+        Some(s.message().to_owned()),
+    )))
 }

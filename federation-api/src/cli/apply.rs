@@ -1,4 +1,5 @@
-//! `apply -f FILE|DIR`: idempotent create-or-update of YAML/JSON documents.
+//! `apply -f`, `diff -f` and `delete -f`: resources read from YAML/JSON
+//! files, compared with the live ones.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -7,14 +8,14 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
 use serde_json::Value;
 
-use super::CliError;
-use super::args::ApplyArgs;
-use super::kinds::{Kind, item_path};
+use super::args::{ApplyArgs, DeleteArgs, DiffArgs};
+use super::kinds::{Kind, get_resource, item_path};
 use super::output::to_yaml;
-use causeway_api::client::{Client, Precondition};
+use super::{CliError, io};
+use causeway_api::client::{Client, ClientError, Precondition, Versioned};
 use causeway_api::model;
 
-/// One document to apply.
+/// One document read from a file.
 #[derive(Debug)]
 struct Doc {
     source: String,
@@ -45,7 +46,26 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, CliError> {
     }
 }
 
-/// Parses YAML (multi-document) or JSON (an object or an array of objects).
+/// Appends `value` to `out`, replacing a `kind: List` by its `items`
+/// (kubectl's List, what `get -o yaml|json` prints for a list).
+fn push_expanded(out: &mut Vec<Doc>, source: String, value: Value) -> Result<(), CliError> {
+    if value.get("kind").and_then(Value::as_str) != Some("List") {
+        out.push(Doc { source, value });
+        return Ok(());
+    }
+    let items = match value.get("items") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => return Err(usage(format!("{source}: `items` of a List must be a list"))),
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        push_expanded(out, format!("{source}.items[{i}]"), item)?;
+    }
+    Ok(())
+}
+
+/// Parses YAML (multi-document) or JSON (an object or an array of objects);
+/// Lists are expanded.
 fn parse_documents(source: &str, text: &str) -> Result<Vec<Doc>, CliError> {
     let trimmed = text.trim_start();
     let mut out = Vec::new();
@@ -55,16 +75,10 @@ fn parse_documents(source: &str, text: &str) -> Result<Vec<Doc>, CliError> {
         match v {
             Value::Array(items) => {
                 for (i, value) in items.into_iter().enumerate() {
-                    out.push(Doc {
-                        source: format!("{source}[{i}]"),
-                        value,
-                    });
+                    push_expanded(&mut out, format!("{source}[{i}]"), value)?;
                 }
             }
-            value => out.push(Doc {
-                source: source.to_owned(),
-                value,
-            }),
+            value => push_expanded(&mut out, source.to_owned(), value)?,
         }
     } else {
         for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
@@ -73,10 +87,7 @@ fn parse_documents(source: &str, text: &str) -> Result<Vec<Doc>, CliError> {
             if value.is_null() {
                 continue;
             }
-            out.push(Doc {
-                source: format!("{source}#{}", i + 1),
-                value,
-            });
+            push_expanded(&mut out, format!("{source}#{}", i + 1), value)?;
         }
     }
     Ok(out)
@@ -98,6 +109,9 @@ fn read_all(files: &[PathBuf]) -> Result<Vec<Doc>, CliError> {
                 .map_err(|e| usage(format!("{}: {e}", file.display())))?;
             docs.extend(parse_documents(&file.display().to_string(), &text)?);
         }
+    }
+    if docs.is_empty() {
+        return Err(usage("no documents found"));
     }
     Ok(docs)
 }
@@ -122,9 +136,9 @@ fn normalize(kind: Kind, source: &str, v: &Value) -> Result<Value, CliError> {
         Kind::Policy("traffic") => normalize_as::<model::TrafficPolicy>(source, v),
         Kind::Policy("access") => normalize_as::<model::AccessPolicy>(source, v),
         Kind::Policy(_) => normalize_as::<model::ExportPolicy>(source, v),
-        Kind::Import | Kind::TrustDomain => {
-            Err(usage(format!("{source}: this kind cannot be applied")))
-        }
+        Kind::Import | Kind::TrustDomain => Err(usage(format!(
+            "{source}: ServiceImports are derived from exports and cannot be applied"
+        ))),
     }
 }
 
@@ -146,18 +160,117 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn path_of(kind: Kind, v: &Value) -> Result<String, CliError> {
-    let name = str_at(v, "/metadata/name");
-    match kind {
-        Kind::Export => {
-            let full = format!("{}/{name}", str_at(v, "/metadata/namespace"));
-            item_path(kind, &full, Some(str_at(v, "/metadata/cluster")))
+/// One resource of the files, checked and located.
+#[derive(Debug)]
+struct Planned {
+    /// Where it lives.
+    at: Location,
+    /// Normalized, without server-set fields: compared with the live one.
+    desired: Value,
+    /// What is written: the document without server-set fields.
+    body: Value,
+}
+
+/// Where a document's resource lives: its kind, label, REST path, the name
+/// `get` takes (`namespace/name` for exports) and its cluster (exports).
+#[derive(Debug)]
+struct Location {
+    kind: Kind,
+    label: String,
+    path: String,
+    name: String,
+    cluster: Option<String>,
+}
+
+fn locate(d: &Doc) -> Result<Location, CliError> {
+    let kind_str = str_at(&d.value, "/kind");
+    let kind = Kind::from_document_kind(kind_str).ok_or_else(|| {
+        usage(format!(
+            "{}: unknown or missing kind {kind_str:?}",
+            d.source
+        ))
+    })?;
+    let name = str_at(&d.value, "/metadata/name").to_owned();
+    if name.is_empty() {
+        return Err(usage(format!("{}: metadata.name is missing", d.source)));
+    }
+    let (name, cluster) = match kind {
+        Kind::Export => (
+            format!("{}/{name}", str_at(&d.value, "/metadata/namespace")),
+            Some(str_at(&d.value, "/metadata/cluster").to_owned()),
+        ),
+        _ => (name, None),
+    };
+    let path = item_path(kind, &name, cluster.as_deref())
+        .map_err(|e| usage(format!("{}: {e}", d.source)))?;
+    let label = format!("{kind_str} {}", path.trim_start_matches("/v1/"));
+    Ok(Location {
+        kind,
+        label,
+        path,
+        name,
+        cluster,
+    })
+}
+
+/// Checks every document before anything is written, in apply order
+/// (clusters first, bundles last; stable within a kind).
+fn plan(docs: &[Doc]) -> Result<Vec<Planned>, CliError> {
+    let mut plan = Vec::new();
+    for d in docs {
+        let at = locate(d)?;
+        let normalized = normalize(at.kind, &d.source, &d.value)?;
+        plan.push(Planned {
+            at,
+            desired: desired_part(&normalized),
+            body: desired_part(&d.value),
+        });
+    }
+    plan.sort_by_key(|p| p.at.kind.apply_rank());
+    Ok(plan)
+}
+
+/// How a planned resource differs from the live one.
+struct Compared {
+    live: Option<Versioned<Value>>,
+    live_part: Value,
+}
+
+impl Compared {
+    fn unchanged(&self, p: &Planned) -> bool {
+        self.live_part == p.desired
+    }
+
+    fn verb(&self, done: bool) -> &'static str {
+        match (self.live.is_some(), done) {
+            (true, true) => "configured",
+            (false, true) => "created",
+            (true, false) => "would be configured",
+            (false, false) => "would be created",
         }
-        _ => item_path(kind, name, None),
+    }
+
+    /// The write precondition: the live revision we compared with, or
+    /// create-only.
+    fn precondition(&self) -> Precondition {
+        match &self.live {
+            Some(l) => l
+                .revision
+                .map_or(Precondition::None, Precondition::Revision),
+            None => Precondition::MustNotExist,
+        }
     }
 }
 
-fn diff(old: &Value, new: &Value) -> Result<String, CliError> {
+async fn compare(c: &Client, p: &Planned) -> Result<Compared, CliError> {
+    let live = get_resource(c, p.at.kind, &p.at.name, p.at.cluster.as_deref()).await?;
+    let live_part = live
+        .as_ref()
+        .map_or(Value::Null, |l| desired_part(&l.value));
+    Ok(Compared { live, live_part })
+}
+
+fn unified_diff(label: &str, old: &Value, new: &Value) -> Result<String, CliError> {
     let a = if old.is_null() {
         String::new()
     } else {
@@ -167,78 +280,95 @@ fn diff(old: &Value, new: &Value) -> Result<String, CliError> {
     Ok(similar::TextDiff::from_lines(&a, &b)
         .unified_diff()
         .context_radius(3)
-        .header("live", "desired")
+        .header(&format!("live/{label}"), &format!("desired/{label}"))
         .to_string())
 }
 
 pub(super) async fn apply(c: &Client, a: &ApplyArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let docs = read_all(&a.files)?;
-    if docs.is_empty() {
-        return Err(usage("no documents found"));
-    }
-    // Validate everything before the first write.
-    let mut plan = Vec::new();
-    for d in &docs {
-        let kind_str = str_at(&d.value, "/kind");
-        let kind = Kind::from_document_kind(kind_str).ok_or_else(|| {
-            usage(format!(
-                "{}: unknown or missing kind {kind_str:?}",
-                d.source
-            ))
-        })?;
-        let value = normalize(kind, &d.source, &d.value)?;
-        let path = path_of(kind, &value)?;
-        plan.push((kind_str.to_owned(), path, desired_part(&value), d));
-    }
-    let w = |out: &mut dyn Write, s: String| {
-        writeln!(out, "{s}").map_err(|e| CliError::Io(e.to_string()))
-    };
-    for (kind, path, desired, doc) in plan {
-        let label = format!("{kind} {}", path.trim_start_matches("/v1/"));
-        let live = c.get_opt::<Value>(&path).await?;
-        let (live_part, precondition) = match &live {
-            Some(l) => (
-                desired_part(&l.value),
-                l.revision
-                    .map_or(Precondition::None, Precondition::Revision),
-            ),
-            None => (Value::Null, Precondition::MustNotExist),
-        };
-        if live_part == desired {
-            w(out, format!("{label} unchanged"))?;
+    let plan = plan(&read_all(&a.files.files)?)?;
+    for p in &plan {
+        let cmp = compare(c, p).await?;
+        if cmp.unchanged(p) {
+            writeln!(out, "{} unchanged", p.at.label).map_err(io)?;
             continue;
         }
         if a.dry_run {
-            w(
+            writeln!(out, "{} {}", p.at.label, cmp.verb(false)).map_err(io)?;
+            write!(
                 out,
-                format!(
-                    "{label} would be {}",
-                    if live.is_some() {
-                        "configured"
-                    } else {
-                        "created"
-                    }
-                ),
-            )?;
-            write!(out, "{}", diff(&live_part, &desired)?)
-                .map_err(|e| CliError::Io(e.to_string()))?;
+                "{}",
+                unified_diff(&p.at.label, &cmp.live_part, &p.desired)?
+            )
+            .map_err(io)?;
             continue;
         }
-        let _: causeway_api::client::Versioned<Value> =
-            c.put(&path, &doc.value, precondition).await?;
-        w(
-            out,
-            format!(
-                "{label} {}",
-                if live.is_some() {
-                    "configured"
-                } else {
-                    "created"
-                }
-            ),
-        )?;
+        let _: Versioned<Value> = c.put(&p.at.path, &p.body, cmp.precondition()).await?;
+        writeln!(out, "{} {}", p.at.label, cmp.verb(true)).map_err(io)?;
     }
     Ok(())
+}
+
+/// `diff -f`: prints a unified diff per resource that `apply` would change;
+/// `Ok(true)` when there is any.
+pub(super) async fn diff(c: &Client, a: &DiffArgs, out: &mut dyn Write) -> Result<bool, CliError> {
+    let plan = plan(&read_all(&a.files.files)?)?;
+    let mut differs = false;
+    for p in &plan {
+        let cmp = compare(c, p).await?;
+        if !cmp.unchanged(p) {
+            differs = true;
+            write!(
+                out,
+                "{}",
+                unified_diff(&p.at.label, &cmp.live_part, &p.desired)?
+            )
+            .map_err(io)?;
+        }
+    }
+    Ok(differs)
+}
+
+/// `delete -f`: deletes the resources the files name, in reverse apply
+/// order (exports before their clusters). Every document is checked first;
+/// a failed deletion is reported and the others still run.
+pub(super) async fn delete_files(
+    c: &Client,
+    a: &DeleteArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let docs = read_all(&a.files)?;
+    let mut targets = Vec::new();
+    for d in &docs {
+        let Location {
+            kind, label, path, ..
+        } = locate(d)?;
+        if !kind.deletable() {
+            return Err(usage(format!(
+                "{}: {} cannot be deleted through the API; remove it from the input",
+                d.source,
+                str_at(&d.value, "/kind")
+            )));
+        }
+        targets.push((kind, label, path));
+    }
+    targets.sort_by_key(|(k, _, _)| std::cmp::Reverse(k.apply_rank()));
+    let mut failed: Vec<(String, ClientError)> = Vec::new();
+    for (_, label, path) in targets {
+        match super::kinds::delete_one(c, &path, Precondition::None, a.ignore_not_found).await {
+            Ok(true) => writeln!(out, "{label} deleted").map_err(io)?,
+            Ok(false) => writeln!(out, "{label} not found (ignored)").map_err(io)?,
+            Err(CliError::Client(e @ ClientError::Api(_))) => {
+                eprintln!("error: {label}: {e}");
+                failed.push((label, e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        1 => Err(CliError::Client(failed.remove(0).1)),
+        n => Err(CliError::Failed(format!("{n} deletions failed"))),
+    }
 }
 
 #[cfg(test)]
@@ -254,5 +384,23 @@ mod tests {
         assert_eq!(d[1].value["kind"], "B");
         let j = r#"[{"kind":"A"},{"kind":"B"}]"#;
         assert_eq!(parse_documents("f", j).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn lists_are_expanded_in_yaml_and_json() {
+        let y =
+            "apiVersion: causeway.dev/v1\nkind: List\nitems:\n- kind: A\n- kind: B\n---\nkind: C\n";
+        let d = parse_documents("f", y).unwrap();
+        let kinds: Vec<_> = d.iter().map(|d| d.value["kind"].clone()).collect();
+        assert_eq!(kinds, ["A", "B", "C"]);
+        assert_eq!(d[1].source, "f#1.items[1]");
+        let j = r#"{"kind":"List","items":[{"kind":"List","items":[{"kind":"A"}]}]}"#;
+        assert_eq!(parse_documents("f", j).unwrap()[0].value["kind"], "A");
+        assert!(parse_documents("f", r#"{"kind":"List","items":{}}"#).is_err());
+        assert!(
+            parse_documents("f", "kind: List\nitems: []\n")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -102,28 +102,49 @@ fn row(v: &Value) -> [String; 5] {
     ]
 }
 
-/// Prints a table with aligned columns.
-pub(super) fn table(out: &mut dyn Write, items: &[Value]) -> Result<(), CliError> {
-    let header = ["KIND", "NAME", "CLUSTER", "REVISION", "DETAIL"].map(str::to_owned);
-    let rows: Vec<[String; 5]> = std::iter::once(header)
-        .chain(items.iter().map(row))
-        .collect();
-    let mut widths = [0usize; 5];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
+/// Prints rows under a header as aligned columns (kubectl style: no
+/// borders, three spaces between columns). Widths are display widths, so
+/// non-ASCII text stays aligned.
+pub(super) fn columns<R: AsRef<[String]>>(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: &[R],
+) -> Result<(), CliError> {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for r in rows {
+        t.add_row(r.as_ref().to_vec());
     }
-    for r in &rows {
-        let line = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
+    let last = header.len().saturating_sub(1);
+    for (i, c) in t.column_iter_mut().enumerate() {
+        c.set_padding((0, if i == last { 0 } else { 3 }));
+    }
+    for line in t.lines() {
         writeln!(out, "{}", line.trim_end()).map_err(io)?;
     }
     Ok(())
+}
+
+/// Prints resources as a table.
+pub(super) fn table(out: &mut dyn Write, items: &[Value]) -> Result<(), CliError> {
+    let rows: Vec<[String; 5]> = items.iter().map(row).collect();
+    columns(
+        out,
+        &["KIND", "NAME", "CLUSTER", "REVISION", "DETAIL"],
+        &rows,
+    )
+}
+
+/// The `kind: List` document of a list (what `apply -f` and `delete -f`
+/// read back).
+pub(super) fn list_document(items: &[Value]) -> Value {
+    serde_json::json!({
+        "apiVersion": causeway_api::model::API_VERSION,
+        "kind": "List",
+        "items": items,
+    })
 }
 
 pub(super) fn print_one(out: &mut dyn Write, v: &Value, o: Output) -> Result<(), CliError> {
@@ -151,10 +172,10 @@ pub(super) fn print_items(out: &mut dyn Write, items: &[Value], o: Output) -> Re
         Output::Json => writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(items).unwrap_or_default()
+            serde_json::to_string_pretty(&list_document(items)).unwrap_or_default()
         )
         .map_err(io),
-        Output::Yaml => write!(out, "{}", to_yaml(&Value::Array(items.to_vec()))?).map_err(io),
+        Output::Yaml => write!(out, "{}", to_yaml(&list_document(items))?).map_err(io),
     }
 }
 
@@ -201,4 +222,55 @@ pub(super) async fn watch(c: &Client, a: &WatchArgs, out: &mut dyn Write) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn render(rows: &[[String; 3]]) -> Vec<String> {
+        let mut out = Vec::new();
+        columns(&mut out, &["A", "B", "C"], rows).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn columns_align_by_display_width_not_bytes() {
+        let r = |a: &str, b: &str| [a.to_owned(), b.to_owned(), "end".to_owned()];
+        // "zürich" is 7 bytes, 6 columns; "東京" is 6 bytes, 4 columns.
+        let lines = render(&[r("zürich", "x"), r("東京", "y"), r("ascii1", "z")]);
+        let col = |l: &str, needle: &str| {
+            let byte = l.find(needle).unwrap();
+            unicode_width::UnicodeWidthStr::width(&l[..byte])
+        };
+        let c = col(&lines[0], "C");
+        for l in &lines[1..] {
+            assert_eq!(col(l, "end"), c, "{lines:#?}");
+        }
+        assert_eq!(
+            lines[0],
+            format!("A{}B{}C", " ".repeat(8), "   "),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn lists_print_as_a_list_document() {
+        let mut out = Vec::new();
+        print_items(
+            &mut out,
+            &[serde_json::json!({"kind": "Cluster"})],
+            Output::Yaml,
+        )
+        .unwrap();
+        let v: Value = serde_norway::from_slice(&out).unwrap();
+        assert_eq!(v["kind"], "List");
+        assert_eq!(v["apiVersion"], "causeway.dev/v1");
+        assert_eq!(v["items"][0]["kind"], "Cluster");
+    }
 }

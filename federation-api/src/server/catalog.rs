@@ -103,7 +103,7 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn check(pre: Preconditions, current: Option<&KeyValue>) -> Result<(), ApiError> {
+pub(crate) fn check(pre: Preconditions, current: Option<&KeyValue>) -> Result<(), ApiError> {
     match (pre, current) {
         (Preconditions::None, _) => Ok(()),
         (Preconditions::MustNotExist, Some(kv)) => Err(ApiError::precondition_failed(

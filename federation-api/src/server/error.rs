@@ -144,6 +144,17 @@ impl ApiError {
         .with_field("Content-Type", "expected application/json")
     }
 
+    /// 415 for a body that must have the media type `expected`.
+    pub fn unsupported_media_type_for(expected: &'static str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        )
+        .with_detail(format!("expected content-type: {expected}"))
+        .with_field("Content-Type", format!("expected {expected}"))
+    }
+
     /// 503: the store cannot be reached. The cause is logged, not shown.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "store unavailable");
@@ -178,6 +189,8 @@ impl ApiError {
             title: self.title.to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
+            instance: None,
+            request_id: None,
             errors: self.errors.clone(),
         }
     }
@@ -197,8 +210,11 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = (self.status, body).into_response();
+        // The edge layer adds `instance` and `requestId` and renders again.
+        resp.extensions_mut().insert(problem);
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.www_authenticate {

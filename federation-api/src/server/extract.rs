@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, json_error};
+use causeway_api::wire::MERGE_PATCH_JSON;
 
 /// The body cap, taken from the server state.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +59,44 @@ where
         de.end()
             .map_err(|e| ApiError::invalid("body", format!("trailing data: {e}")))?;
         Ok(Self(value))
+    }
+}
+
+/// An RFC 7396 JSON merge patch: `Content-Type: application/merge-patch+json`
+/// (415 otherwise), a JSON object (400 otherwise), read with the same size
+/// cap and strictness as [`StrictJson`].
+#[derive(Debug)]
+pub(crate) struct MergePatch(pub(crate) serde_json::Value);
+
+impl<S> FromRequest<S> for MergePatch
+where
+    S: Send + Sync,
+    BodyLimit: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(mut req: Request, state: &S) -> Result<Self, ApiError> {
+        let essence = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if essence.as_deref() != Some(MERGE_PATCH_JSON) {
+            return Err(ApiError::unsupported_media_type_for(MERGE_PATCH_JSON));
+        }
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        let StrictJson(patch) = StrictJson::<serde_json::Value>::from_request(req, state).await?;
+        if !patch.is_object() {
+            return Err(ApiError::invalid(
+                "body",
+                "a merge patch must be a JSON object (RFC 7396)",
+            ));
+        }
+        Ok(Self(patch))
     }
 }
 

@@ -29,6 +29,9 @@ pub struct RouteLabels {
     pub method: String,
 }
 
+/// The store operations timed by [`Metrics::store_op`].
+pub const STORE_OPS: [&str; 6] = ["get", "range", "put", "delete", "lease", "watch"];
+
 /// Labels of a store metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreLabels {
@@ -63,7 +66,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers the metrics under `causeway_federation`.
+    /// Registers the metrics under `causeway_federation`, and
+    /// `causeway_build_info`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             requests: Family::default(),
@@ -72,6 +76,21 @@ impl Metrics {
             store_duration: Family::new_with_constructor(latency_histogram),
             store_errors: Family::default(),
         };
+        registry.register(
+            "causeway_build",
+            "The running build: version and commit labels, value 1",
+            prometheus_client::metrics::info::Info::new(
+                causeway_api::wire::VersionInfo::this_build().labels(),
+            ),
+        );
+        // Bounded labels start at 0: "no watch open" and "no store error"
+        // are series of their own, not missing ones.
+        for protocol in ["ndjson", "grpc"] {
+            let _ = m.watch_streams.get_or_create(&WatchLabels { protocol });
+        }
+        for op in STORE_OPS {
+            let _ = m.store_errors.get_or_create(&StoreLabels { op });
+        }
         let r = registry.sub_registry_with_prefix("causeway_federation");
         r.register(
             "http_requests",

@@ -6,6 +6,7 @@ mod clusters;
 mod exports;
 mod imports;
 mod ops;
+mod patch;
 mod policies;
 mod watch;
 
@@ -46,7 +47,7 @@ use causeway_api::wire::{FieldError, Page, Problem};
         (name = "trust", description = "SPIFFE trust bundles per trust domain"),
         (name = "policies", description = "Residency, traffic, access and export policies"),
         (name = "watch", description = "Change streams"),
-        (name = "ops", description = "Health, readiness, metrics and this document")
+        (name = "ops", description = "Health, readiness, metrics, version and this document")
     )
 )]
 struct ApiDoc;
@@ -94,7 +95,11 @@ fn api_router() -> OpenApiRouter<AppState> {
             policies::put_policy,
             policies::delete_policy
         ))
+        .routes(routes!(patch::patch_cluster))
+        .routes(routes!(patch::patch_export))
+        .routes(routes!(patch::patch_policy))
         .routes(routes!(watch::watch))
+        .routes(routes!(ops::version))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -104,7 +109,12 @@ fn api_router() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of every REST route (built once).
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| api_router().into_openapi()).clone()
+    DOC.get_or_init(|| {
+        let mut doc = api_router().into_openapi();
+        super::openapi_extra::describe_edge(&mut doc);
+        doc
+    })
+    .clone()
 }
 
 /// The full router: REST, gRPC on the same port, problem+json fallbacks and
@@ -114,6 +124,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let rest = rest
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(super::edge::layer))
         .with_state(state.clone());
     super::grpc::add_to(rest, state.clone()).layer(axum::middleware::from_fn_with_state(
         state,

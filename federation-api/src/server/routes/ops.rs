@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::server::AppState;
 use crate::server::error::ApiError;
-use causeway_api::wire::Problem;
+use causeway_api::wire::{Problem, VersionInfo};
 
 /// Liveness: the process serves requests.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "ok", body = String)))]
@@ -52,4 +52,11 @@ pub(super) async fn openapi_json() -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// The server's version and the commit it was built from (no authentication,
+/// like the health endpoints: `causewayctl version` prints it).
+#[utoipa::path(get, path = "/v1/version", tag = "ops", responses((status = 200, body = VersionInfo)))]
+pub(super) async fn version() -> axum::Json<VersionInfo> {
+    axum::Json(VersionInfo::this_build())
 }
