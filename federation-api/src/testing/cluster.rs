@@ -36,6 +36,18 @@ impl EtcdCluster {
     /// Starts three members and waits until every one is healthy (a leader
     /// is elected).
     pub async fn start() -> Result<Self, HarnessError> {
+        let mut last = None;
+        // A reserved port may be taken by someone else before etcd binds it.
+        for _ in 0..3 {
+            match Self::try_start().await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(HarnessError::NotRunning))
+    }
+
+    async fn try_start() -> Result<Self, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("causeway-etcd-cluster-")
             .tempdir()?;

@@ -55,7 +55,24 @@ pub(super) fn etcd_binary() -> PathBuf {
 }
 
 /// Reserves a free loopback port (bound and released; etcd binds it next).
+///
+/// The port is drawn below the kernel's ephemeral range: a port from that
+/// range can be taken between the reservation and etcd's bind by any
+/// outgoing connection (etcd members dialling each other did, in CI).
 pub(super) fn free_port() -> Result<u16, HarnessError> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 20000u16.min(ephemeral_low / 2);
+    if ephemeral_low > low + 1000 {
+        for _ in 0..64 {
+            let port = rand::random_range(low..ephemeral_low);
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                return Ok(l.local_addr()?.port());
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
