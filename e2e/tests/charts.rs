@@ -308,6 +308,18 @@ fn gateway_config_is_accepted_by_the_gateway() {
         );
         assert_eq!(config.cluster.region, c["region"].as_str().unwrap());
         assert_eq!(config.cluster.zone, c["zone"].as_str().unwrap());
+        // The drain the chart's grace period is checked against is the one
+        // the gateway runs.
+        let g = &values["gateway"];
+        let drain = (
+            g["drain"]["delaySeconds"].as_u64().unwrap_or(5),
+            g["drain"]["timeoutSeconds"].as_u64().unwrap_or(25),
+        );
+        assert_eq!(
+            (config.drain.delay.as_secs(), config.drain.timeout.as_secs()),
+            drain,
+            "{name}"
+        );
         let j: Vec<String> = serde_json::from_value(c["jurisdictions"].clone()).unwrap();
         assert_eq!(config.cluster.jurisdictions, j);
         // Listeners: the binary's default ports, bound on all interfaces so that
@@ -1618,6 +1630,12 @@ const UMBRELLA_BAD_VALUES: &[(&[&str], &str, &str, &str)] = &[
         "causeway-crds",
         "additional properties 'keeep' not allowed",
         "a misspelt key",
+    ),
+    (
+        &["--set", "causeway.gateway.terminationGracePeriodSeconds=20"],
+        "causeway",
+        "gateway.terminationGracePeriodSeconds (20) must exceed",
+        "Kubernetes would kill the gateway mid-drain",
     ),
 ];
 

@@ -52,6 +52,10 @@ pub struct GatewayConfig {
     /// TCP services: one egress port per imported TCP service port.
     #[serde(default)]
     pub tcp: Vec<TcpServiceConfig>,
+    /// What SIGTERM does: how long to keep accepting after readiness turns
+    /// off, and how long in-flight requests and tunnels may take to finish.
+    #[serde(default)]
+    pub drain: DrainConfig,
     /// Runtime threads (0 = one per CPU; 1 = a single event loop).
     #[serde(default)]
     pub threads: usize,
@@ -75,6 +79,7 @@ impl GatewayConfig {
             limits: LimitsConfig::default(),
             observability: ObservabilityConfig::default(),
             tcp: Vec::new(),
+            drain: DrainConfig::default(),
             threads: 0,
             agent: causeway_agent::AgentConfig::default(),
         }
@@ -271,6 +276,34 @@ impl Default for LimitsConfig {
             h2_max_concurrent_streams: 256,
             rate_limit_rps: 0.0,
             rate_limit_burst: 0.0,
+        }
+    }
+}
+
+/// Graceful shutdown on SIGTERM.
+///
+/// `/readyz` answers 503 at once; the listeners keep accepting for `delay`
+/// (load balancers and Kubernetes endpoints need that long to stop sending
+/// new connections), then stop accepting, send HTTP/2 GOAWAY, turn
+/// keep-alive off and let in-flight requests and tunnels finish for up to
+/// `timeout`; what is still open then is cut and the process exits 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct DrainConfig {
+    /// How long listeners keep accepting after readiness turns off.
+    #[serde(with = "humantime_serde")]
+    pub delay: Duration,
+    /// How long in-flight requests and tunnels may take once listeners
+    /// stopped accepting.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_secs(5),
+            timeout: Duration::from_secs(25),
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) use background::prepare_remotes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
@@ -77,8 +78,21 @@ pub struct Gateway {
     pub admin_addr: SocketAddr,
     /// Bound TCP egress addresses, in `tcp` config order.
     pub tcp_addrs: Vec<SocketAddr>,
-    shutdown: watch::Sender<bool>,
+    /// Stops the traffic listeners (egress, ingress, TCP) and drains them.
+    stop_listeners: watch::Sender<bool>,
+    /// Stops everything else (admin, probes, agent) once they drained.
+    stop_rest: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every request and tunnel finished within the drain timeout.
+    Clean,
+    /// The timeout passed with connections still open; they are cut.
+    TimedOut,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -223,10 +237,12 @@ impl Gateway {
         tls.set_alpn(ALPN::H2H1);
         let acceptor = Arc::new(tls.build());
 
-        let (shutdown, rx) = watch::channel(false);
+        let (stop_listeners, rx) = watch::channel(false);
+        let (stop_rest, rest_rx) = watch::channel(false);
+        let mut listeners = Vec::new();
         let mut tasks = Vec::new();
         let m = shared.metrics.clone();
-        tasks.push(tokio::spawn(serve(
+        listeners.push(tokio::spawn(serve(
             ListenerSpec {
                 name: "egress",
                 listener: egress_l,
@@ -238,7 +254,7 @@ impl Gateway {
             m.clone(),
             rx.clone(),
         )));
-        tasks.push(tokio::spawn(serve(
+        listeners.push(tokio::spawn(serve(
             ListenerSpec {
                 name: "ingress",
                 listener: ingress_l,
@@ -263,22 +279,22 @@ impl Gateway {
                 app: Arc::new(Admin::new(shared.clone())),
             },
             m,
-            rx.clone(),
+            rest_rx.clone(),
         )));
         let mut tcp_addrs = Vec::new();
         for t in &tcp_config {
             let l = bind("tcp", t.listen).await?;
             tcp_addrs.push(local_addr(&l, "tcp", t.listen)?);
-            tasks.push(tokio::spawn(crate::tcp::serve(
+            listeners.push(tokio::spawn(crate::tcp::serve(
                 l,
                 t.clone(),
                 shared.clone(),
                 rx.clone(),
             )));
         }
-        tasks.extend(background::spawn_all(&shared, rx.clone()));
+        tasks.extend(background::spawn_all(&shared, rest_rx.clone()));
         if shared.config.agent.enabled() {
-            tasks.extend(start_agent(&shared, agent_metrics, rx)?);
+            tasks.extend(start_agent(&shared, agent_metrics, rest_rx)?);
         }
         shared.ready.store(true, Ordering::Relaxed);
         tracing::info!(
@@ -295,21 +311,60 @@ impl Gateway {
             ingress_addr,
             admin_addr,
             tcp_addrs,
-            shutdown,
+            stop_listeners,
+            stop_rest,
+            listeners,
             tasks,
         })
     }
 
-    /// Stops accepting connections and background work.
+    /// Stops accepting connections and background work at once.
     pub fn shutdown(&self) {
-        self.shared.ready.store(false, Ordering::Relaxed);
-        let _ = self.shutdown.send(true);
+        self.shared.begin_drain();
+        let _ = self.stop_listeners.send(true);
+        let _ = self.stop_rest.send(true);
     }
 
     /// Waits until every task has stopped (after [`Self::shutdown`]).
     pub async fn join(self) {
-        for t in self.tasks {
+        for t in self.listeners.into_iter().chain(self.tasks) {
             let _ = t.await;
         }
+    }
+
+    /// Shuts down gracefully (SIGTERM), as `drain` in the config says:
+    /// readiness off at once; after `drain.delay` the traffic listeners stop
+    /// accepting, HTTP/2 connections get GOAWAY and idle keep-alive
+    /// connections close; in-flight requests and tunnels get up to
+    /// `drain.timeout`; then the admin listener, probes and agent stop. The
+    /// catalog keeps following the federation API until the end.
+    pub async fn drain(self) -> Drained {
+        let d = self.shared.config.drain.clone();
+        self.shared.begin_drain();
+        tracing::info!(delay = ?d.delay, timeout = ?d.timeout, "draining: readiness off");
+        tokio::time::sleep(d.delay).await;
+        let _ = self.stop_listeners.send(true);
+        tracing::info!("draining: listeners closed, waiting for in-flight requests");
+        let listeners = self.listeners;
+        let outcome = match tokio::time::timeout(d.timeout, async move {
+            for t in listeners {
+                let _ = t.await;
+            }
+        })
+        .await
+        {
+            Ok(()) => Drained::Clean,
+            Err(_) => Drained::TimedOut,
+        };
+        let _ = self.stop_rest.send(true);
+        let rest = async move {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+        };
+        // Background tasks stop at their next await; don't let one that
+        // is stuck on the network hold the exit.
+        let _ = tokio::time::timeout(Duration::from_secs(2), rest).await;
+        outcome
     }
 }

@@ -23,5 +23,5 @@ pub mod tcp;
 pub mod trace;
 pub mod upstream;
 
-pub use gateway::{Gateway, StartError};
+pub use gateway::{Drained, Gateway, StartError};
 // --- end proxy ---

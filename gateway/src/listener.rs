@@ -3,6 +3,7 @@
 //! every request, then the Pingora application.
 
 mod deadline;
+mod in_flight;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::metrics::{ListenerLabels, Metrics};
 
 pub(crate) use deadline::{HeaderDeadline, next_request};
+pub(crate) use in_flight::InFlight;
 
 /// How connections of one listener are prepared before the application.
 pub(crate) enum Transport {
@@ -48,7 +50,10 @@ pub(crate) struct ListenerSpec<A> {
     pub(crate) app: Arc<A>,
 }
 
-/// Accepts connections until `shutdown` turns true.
+/// Accepts connections until `shutdown` turns true, then drains: the
+/// application wakes its idle keep-alive connections so they close, HTTP/2
+/// connections get GOAWAY (Pingora watches the same `shutdown`), and this
+/// returns once the last connection has ended.
 pub(crate) async fn serve<A>(
     spec: ListenerSpec<A>,
     metrics: Metrics,
@@ -72,10 +77,11 @@ pub(crate) async fn serve<A>(
     let accepted_total = metrics.connections.get_or_create_owned(&labels);
     let slow = metrics.slow_clients.get_or_create_owned(&labels);
     let mut stop = shutdown.clone();
+    let in_flight = InFlight::new();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         };
         let (tcp, peer) = match accepted {
             Ok(x) => x,
@@ -98,8 +104,10 @@ pub(crate) async fn serve<A>(
         let active = active.clone();
         let slow = slow.clone();
         let shutdown = shutdown.clone();
+        let live = in_flight.enter();
         tokio::spawn(async move {
             let _permit = permit;
+            let _live = live;
             active.inc();
             let stream: Option<Stream> = match &*transport {
                 Transport::Plain => Some(Box::new(L4Stream::from(tcp))),
@@ -150,4 +158,7 @@ pub(crate) async fn serve<A>(
             active.dec();
         });
     }
+    drop(listener);
+    app.cleanup().await;
+    in_flight.idle().await;
 }

@@ -98,14 +98,36 @@ fn main() -> ExitCode {
                 return ExitCode::from(code);
             }
         };
-        wait_for_signal().await;
+        if wait_for_signal().await == Stop::ParentExited {
+            // Nobody is left to send traffic or wait for us.
+            gateway.shutdown();
+            return ExitCode::SUCCESS;
+        }
         tracing::info!("shutting down");
-        gateway.shutdown();
+        tokio::select! {
+            drained = gateway.drain() => match drained {
+                causeway_gateway::Drained::Clean => tracing::info!("drained"),
+                causeway_gateway::Drained::TimedOut => {
+                    tracing::warn!("drain timeout passed; cutting the connections still open");
+                }
+            },
+            // A second signal means "now".
+            _ = wait_for_signal() => tracing::warn!("second signal: exiting without draining"),
+        }
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// Why the gateway stops.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM or Ctrl-C: drain first.
+    Signal,
+    /// The parent (a test harness, `causeway-local`) went away.
+    ParentExited,
+}
+
+async fn wait_for_signal() -> Stop {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -114,13 +136,14 @@ async fn wait_for_signal() {
             Err(_) => return std::future::pending().await,
         };
         tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-            _ = causeway_api::lifecycle::parent_exited() => {}
+            _ = term.recv() => Stop::Signal,
+            _ = tokio::signal::ctrl_c() => Stop::Signal,
+            () = causeway_api::lifecycle::parent_exited() => Stop::ParentExited,
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        Stop::Signal
     }
 }

@@ -168,6 +168,8 @@ pub struct Shared {
     pub remotes: RemoteConnectors,
     /// Whether the gateway has a catalog and its listeners are up.
     pub ready: AtomicBool,
+    /// Set once SIGTERM (or a test) began the drain; readiness stays off.
+    draining: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -213,6 +215,7 @@ impl Shared {
             health,
             remotes,
             ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -220,6 +223,18 @@ impl Shared {
     /// draining, and (with the agent on) it has a catalog, received or
     /// persisted. `Err` says why not.
     pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err("draining");
+        }
+        self.serving()
+    }
+
+    /// Whether requests that reach this gateway are served: as
+    /// [`Self::readiness`] but true while draining, when the listeners
+    /// still take requests that come (peers' probes ask this: a cluster
+    /// whose one replica drains is not down, and a cluster whose only
+    /// replica drains stops accepting after `drain.delay`, which peers see).
+    pub fn serving(&self) -> Result<(), &'static str> {
         if !self.ready.load(Ordering::Relaxed) {
             return Err("not ready");
         }
@@ -229,9 +244,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Whether the gateway serves (see [`Self::readiness`]).
-    pub fn is_ready(&self) -> bool {
-        self.readiness().is_ok()
+    /// Turns readiness off for good: the gateway is shutting down.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// The current state (a request keeps the revision it loaded).

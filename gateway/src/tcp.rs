@@ -51,7 +51,8 @@ pub fn parse_tunnel_sni(sni: &str) -> Option<(&str, &str, u16)> {
     Some((ns, name, port))
 }
 
-/// Accepts connections on one TCP egress port until shutdown.
+/// Accepts connections on one TCP egress port until shutdown, then waits
+/// for the open tunnels to end.
 pub(crate) async fn serve(
     listener: TcpListener,
     cfg: TcpServiceConfig,
@@ -63,20 +64,26 @@ pub(crate) async fn serve(
         .metrics
         .active_connections
         .get_or_create_owned(&ListenerLabels { listener: "tcp" });
+    let in_flight = crate::listener::InFlight::new();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let Ok((client, _)) = accepted else { continue };
         let _ = client.set_nodelay(true);
         let (shared, cfg, active) = (shared.clone(), cfg.clone(), active.clone());
+        let live = in_flight.enter();
         tokio::spawn(async move {
+            let _live = live;
             active.inc();
             egress(&shared, &cfg, client).await;
             active.dec();
         });
     }
+    // Open tunnels run on until they end or the drain timeout cuts them.
+    drop(listener);
+    in_flight.idle().await;
 }
 
 async fn splice<A, B>(mut a: A, mut b: B)

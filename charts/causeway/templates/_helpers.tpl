@@ -226,6 +226,7 @@ rejected by the binary); e2e/tests/charts.rs parses it with the real parser.
 {{- $agent := include "causeway.gateway.agentConfig" . | fromYaml -}}
 {{- $cfg := dict "cluster" $cluster "listeners" $listeners "identity" $identity "federation" $federation "agent" $agent -}}
 {{- $_ := set $cfg "threads" ($g.config.threads | default 0) -}}
+{{- $_ := set $cfg "drain" (dict "delay" (printf "%ds" (int $g.drain.delaySeconds)) "timeout" (printf "%ds" (int $g.drain.timeoutSeconds))) -}}
 {{- range $section := list "upstream" "limits" "observability" -}}
 {{- with (index $g.config $section) -}}
 {{- $_ := set $cfg $section . -}}

@@ -373,13 +373,23 @@ impl ProxyHttp for Egress {
             e.set_retry(false);
             return e;
         }
-        self.failed_try(ctx);
-        // `may_retry` already refuses non-idempotent requests after the
-        // upstream may have acted; a reset on a reused pooled connection
-        // (the usual way a dead peer shows up) and on a fresh one are both
-        // retried under the policy.
+        // Pingora decides `retry = true` only when the peer never processed
+        // the stream: GOAWAY (a draining gateway), REFUSED_STREAM, an h2
+        // downgrade. That is the connection going away, not the service or
+        // the cluster failing: no health record, the cluster stays
+        // eligible, and any method may go again. Everything else is a reset
+        // the upstream may have acted on: `may_retry` refuses
+        // non-idempotent requests for it, on a reused pooled connection
+        // (the usual way a dead peer shows up) and on a fresh one alike.
         let _ = client_reused;
-        e.set_retry(self.may_retry(session, ctx, TryOutcome::Reset));
+        let outcome = if matches!(e.retry, pingora::RetryType::Decided(true)) {
+            ctx.common.upstream_start = None;
+            TryOutcome::RefusedStream
+        } else {
+            self.failed_try(ctx);
+            TryOutcome::Reset
+        };
+        e.set_retry(self.may_retry(session, ctx, outcome));
         e
     }
 

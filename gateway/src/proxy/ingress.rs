@@ -92,14 +92,14 @@ impl Ingress {
     }
 
     /// Answers the gateway health probe of a peer: 200 while this gateway
-    /// is ready (a catalog installed, not draining), else 503 so that peers
-    /// stop routing here.
+    /// serves (a catalog installed; draining replicas still serve until
+    /// their listeners close), else 503 so that peers stop routing here.
     async fn answer_probe(
         &self,
         session: &mut Session,
         ctx: &mut IngressCtx,
     ) -> pingora::Result<()> {
-        let ready = self.shared.is_ready();
+        let ready = self.shared.serving().is_ok();
         let (status, body): (u16, &'static [u8]) = if ready {
             (200, b"ok\n")
         } else {
