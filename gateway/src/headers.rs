@@ -50,6 +50,13 @@ pub enum HygieneError {
     AmbiguousFraming,
     /// Too many headers or header bytes (431).
     HeadersTooLarge,
+    /// A control character (a bare CR, NUL, ...) in the request path, raw
+    /// or percent-encoded (400). RFC 9112 §2.2 allows refusing or replacing
+    /// a bare CR; Pingora's parser percent-encodes it before we see the
+    /// request, so a raw and an encoded one cannot be told apart and both
+    /// are refused (a path has no use for them). In the query they stay
+    /// percent-encoded, which is inert.
+    InvalidRequestLine,
 }
 
 impl HygieneError {
@@ -58,6 +65,7 @@ impl HygieneError {
         match self {
             HygieneError::AmbiguousFraming => 400,
             HygieneError::HeadersTooLarge => 431,
+            HygieneError::InvalidRequestLine => 400,
         }
     }
 
@@ -66,6 +74,7 @@ impl HygieneError {
         match self {
             HygieneError::AmbiguousFraming => "ambiguous_framing",
             HygieneError::HeadersTooLarge => "headers_too_large",
+            HygieneError::InvalidRequestLine => "invalid_request_line",
         }
     }
 }
@@ -81,6 +90,9 @@ pub fn check_request(
     max_headers: usize,
     max_header_bytes: usize,
 ) -> Result<(), HygieneError> {
+    if !path_is_clean(req.uri.path()) {
+        return Err(HygieneError::InvalidRequestLine);
+    }
     if req.headers.len() > max_headers {
         return Err(HygieneError::HeadersTooLarge);
     }
@@ -104,6 +116,21 @@ pub fn check_request(
         }
     }
     Ok(())
+}
+
+/// Whether the path holds no control character, raw or percent-encoded.
+fn path_is_clean(path: &str) -> bool {
+    let b = path.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    !b.iter().enumerate().any(|(i, &c)| {
+        c < 0x20
+            || c == 0x7f
+            || (c == b'%'
+                && matches!(
+                    (b.get(i + 1).and_then(|&h| hex(h)), b.get(i + 2).and_then(|&l| hex(l))),
+                    (Some(h), Some(l)) if h * 16 + l < 0x20 || h * 16 + l == 0x7f
+                ))
+    })
 }
 
 fn raw_has_content_length(raw: &[u8]) -> bool {
@@ -176,5 +203,19 @@ mod tests {
             Err(HygieneError::HeadersTooLarge)
         );
         assert_eq!(check_request(&r, None, 3, 10_000), Ok(()));
+    }
+
+    #[test]
+    fn control_characters_in_the_path_are_refused() {
+        let at = |path: &str| {
+            let r = RequestHeader::build("GET", path.as_bytes(), None).unwrap();
+            check_request(&r, None, 100, 65536)
+        };
+        for ok in ["/a", "/a%20b", "/%7e", "/a?x=%0D%0A", "/100%25"] {
+            assert_eq!(at(ok), Ok(()), "{ok}");
+        }
+        for bad in ["/a%0Db", "/a%0d", "/%00", "/x%7F", "/%1f"] {
+            assert_eq!(at(bad), Err(HygieneError::InvalidRequestLine), "{bad}");
+        }
     }
 }

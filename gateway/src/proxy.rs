@@ -44,6 +44,9 @@ pub(crate) async fn refuse_malformed(
                     "request framing is ambiguous (Content-Length with Transfer-Encoding, or repeated Transfer-Encoding)"
                 }
                 HygieneError::HeadersTooLarge => "request headers exceed the configured limits",
+                HygieneError::InvalidRequestLine => {
+                    "the request line holds a control character (a bare CR?)"
+                }
             };
             session.set_keepalive(None);
             respond_error(session, e.status(), e.reason(), msg).await?;
