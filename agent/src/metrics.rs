@@ -19,6 +19,13 @@ pub struct CallLabels {
     pub result: &'static str,
 }
 
+/// Labels of a placement change applied from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PlacementLabels {
+    /// `jurisdictions` or `region`.
+    pub field: &'static str,
+}
+
 /// Every metric of the agent.
 #[derive(Debug, Clone)]
 pub struct AgentMetrics {
@@ -39,6 +46,9 @@ pub struct AgentMetrics {
     pub bundle_sequence: Gauge,
     /// Static discovery file reloads rejected (previous good state kept).
     pub static_file_errors: Counter,
+    /// Changes of a cluster's jurisdictions or region applied from the
+    /// catalog (residency decisions follow them; each is also logged).
+    pub placement_changes: Family<PlacementLabels, Counter>,
 }
 
 impl AgentMetrics {
@@ -56,7 +66,13 @@ impl AgentMetrics {
             api_calls: Family::default(),
             bundle_sequence: Gauge::default(),
             static_file_errors: Counter::default(),
+            placement_changes: Family::default(),
         };
+        for field in ["jurisdictions", "region"] {
+            let _ = m
+                .placement_changes
+                .get_or_create(&PlacementLabels { field });
+        }
         // Every call and result at 0: an alert on errors sees a series from
         // the start, and the family is listed before the first call.
         for call in [
@@ -109,6 +125,11 @@ impl AgentMetrics {
             "static_file_errors",
             "Static discovery file reloads rejected",
             m.static_file_errors.clone(),
+        );
+        r.register(
+            "placement_changes",
+            "Changes of a cluster's jurisdictions or region applied from the catalog",
+            m.placement_changes.clone(),
         );
         m
     }

@@ -86,6 +86,15 @@ impl Registrar {
                         registered = true;
                         self.backoff.reset();
                     }
+                    Err(e) if e.status() == Some(403) => {
+                        // Refused for good, e.g. an admin moved this cluster
+                        // (region and jurisdictions are theirs to set): keep
+                        // the stored record and heartbeat it, so the cluster
+                        // stays connected; the operator fixes the config.
+                        tracing::error!(cluster = %self.record.id(), error = %e,
+                            "cluster registration refused; heartbeating the record as stored");
+                        registered = true;
+                    }
                     Err(e) => {
                         let delay = self.backoff.next_delay(&mut rng);
                         tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "cluster registration failed");

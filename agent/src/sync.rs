@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
-use super::metrics::AgentMetrics;
+use super::metrics::{AgentMetrics, PlacementLabels};
 use super::persist;
 use super::staleness::Staleness;
 
@@ -120,6 +120,8 @@ impl Follower {
     }
 
     fn install(&mut self) {
+        let previous = Arc::clone(&self.tx.borrow());
+        self.audit_placement(&previous);
         let started = Instant::now();
         let snapshot = Arc::new(self.current.clone());
         self.metrics
@@ -129,6 +131,37 @@ impl Follower {
             .catalog_revision
             .set(i64::try_from(self.current.revision).unwrap_or(i64::MAX));
         self.tx.send_replace(snapshot);
+    }
+
+    /// Logs and counts every change of a known cluster's jurisdictions or
+    /// region between the installed catalog and the next one: residency
+    /// decisions follow these facts, so a change must never pass unseen
+    /// (SECURITY.md F12).
+    fn audit_placement(&self, previous: &CatalogSnapshot) {
+        // A handful of clusters: a walk is cheaper than a diff to set up.
+        for (id, new) in self.current.clusters.iter() {
+            let Some(old) = previous.clusters.get(id) else {
+                continue;
+            };
+            if old.spec.jurisdictions != new.spec.jurisdictions {
+                tracing::warn!(cluster = %id, from = ?old.spec.jurisdictions, to = ?new.spec.jurisdictions,
+                    revision = self.current.revision, "cluster jurisdictions changed");
+                self.metrics
+                    .placement_changes
+                    .get_or_create(&PlacementLabels {
+                        field: "jurisdictions",
+                    })
+                    .inc();
+            }
+            if old.spec.region != new.spec.region {
+                tracing::warn!(cluster = %id, from = %old.spec.region, to = %new.spec.region,
+                    revision = self.current.revision, "cluster region changed");
+                self.metrics
+                    .placement_changes
+                    .get_or_create(&PlacementLabels { field: "region" })
+                    .inc();
+            }
+        }
     }
 
     fn apply(&mut self, ev: causeway_api::proto::WatchEvent, changed: &mut bool) -> Step {

@@ -621,3 +621,52 @@ async fn exports_are_not_withdrawn_before_every_source_has_synced() {
     let _ = stop.send(true);
     let _ = task.await;
 }
+
+/// Finding 6 (SECURITY.md F12): the agent logs and counts every change of
+/// a known cluster's jurisdictions or region it applies from the catalog
+/// (residency follows these facts; only an admin can change them).
+/// Registration and unrelated changes count nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_changes_applied_from_the_catalog_are_counted() {
+    use causeway_agent::metrics::PlacementLabels;
+    let etcd = EtcdProcess::start().await.unwrap();
+    let store = etcd_store(&etcd).await;
+    let api = Api::start(store, any_port(), "/agent-placement").await;
+    let admin = api.client();
+    let dir = tempfile::tempdir().unwrap();
+    let mut eu = federation::cluster("eu-1", "eu.example", "eu-1a");
+    federation::put_cluster(&admin, &eu).await;
+
+    let metrics = AgentMetrics::unregistered();
+    let f = follower(
+        &api.base,
+        dir.path().join("catalog.snapshot"),
+        metrics.clone(),
+    );
+    let sink = f.subscribe();
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(f.run(rx));
+    assert!(eventually(10, || async { sink.borrow().clusters.len() == 1 }).await);
+    let count = |field: &'static str| {
+        metrics
+            .placement_changes
+            .get_or_create(&PlacementLabels { field })
+            .get()
+    };
+    // A change that is not placement, then a new cluster: nothing counted.
+    eu.spec.zone = "eu-1b".into();
+    federation::put_cluster(&admin, &eu).await;
+    federation::put_cluster(&admin, &federation::cluster("us-1", "us.example", "us-1a")).await;
+    assert!(eventually(10, || async { sink.borrow().clusters.len() == 2 }).await);
+    assert_eq!((count("jurisdictions"), count("region")), (0, 0));
+    // The admin moves eu-1 into another jurisdiction, then another region.
+    eu.spec.jurisdictions = vec!["eu".into(), "us".into()];
+    federation::put_cluster(&admin, &eu).await;
+    assert!(eventually(10, || async { count("jurisdictions") == 1 }).await);
+    eu.spec.region = "us-east".into();
+    federation::put_cluster(&admin, &eu).await;
+    assert!(eventually(10, || async { count("region") == 1 }).await);
+    assert_eq!(count("jurisdictions"), 1);
+    let _ = stop.send(true);
+    let _ = task.await;
+}

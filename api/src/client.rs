@@ -58,6 +58,40 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
+
+    /// Whether the server could not tell if a write was applied (503
+    /// `outcome-unknown`, e.g. during an etcd leader election).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Self::Api(p) if p.status == 503
+            && p.type_uri.strip_prefix(crate::wire::PROBLEM_TYPE_BASE) == Some("outcome-unknown"))
+    }
+}
+
+/// Attempts of a write whose outcome stays unknown (each after a re-read).
+const OUTCOME_ATTEMPTS: u32 = 6;
+
+/// The pause before attempt `n` (1-based) of a write whose outcome was
+/// unknown: an etcd election takes about a second.
+fn outcome_backoff(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(200u64 << n.min(4))
+}
+
+/// The part of a resource a write sets: server-set fields (`status`,
+/// `metadata.resourceVersion`, `metadata.createdAt`) dropped, and
+/// normalized through the typed model when it decodes (defaults filled in).
+fn written_part(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = crate::model::decode_resource(v.clone())
+        .ok()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or_else(|| v.clone());
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+        if let Some(meta) = m.get_mut("metadata").and_then(|x| x.as_object_mut()) {
+            meta.remove("resourceVersion");
+            meta.remove("createdAt");
+        }
+    }
+    v
 }
 
 fn format_problem(p: &Problem) -> String {
@@ -197,6 +231,13 @@ impl Client {
     }
 
     /// PUTs `body` at `path` and returns the stored resource.
+    ///
+    /// When the server answers `outcome-unknown` (the store did not confirm
+    /// the write), the resource is re-read: if it already holds `body`, the
+    /// write landed and that is the answer; otherwise the same PUT, with the
+    /// same precondition, is sent again. Either way the write is applied at
+    /// most once in effect: an unconditional PUT of the same body is
+    /// idempotent, and a conditional one is a compare-and-swap.
     pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -204,9 +245,38 @@ impl Client {
         precondition: Precondition,
     ) -> Result<Versioned<T>, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let r = self
-            .checked(Method::PUT, path, Some(bytes), &precondition.headers())
-            .await?;
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            match self
+                .checked(
+                    Method::PUT,
+                    path,
+                    Some(bytes.clone()),
+                    &precondition.headers(),
+                )
+                .await
+            {
+                Err(e) if e.is_outcome_unknown() && attempt < OUTCOME_ATTEMPTS => {
+                    tokio::time::sleep(outcome_backoff(attempt)).await;
+                    let sent: serde_json::Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| ClientError::Decode(e.to_string()))?;
+                    match self.get_opt::<serde_json::Value>(path).await {
+                        Ok(Some(stored)) if written_part(&stored.value) == written_part(&sent) => {
+                            let value = serde_json::from_value(stored.value)
+                                .map_err(|e| ClientError::Decode(e.to_string()))?;
+                            return Ok(Versioned {
+                                value,
+                                revision: stored.revision,
+                            });
+                        }
+                        // Not applied (yet), or the read failed too: send again.
+                        _ => continue,
+                    }
+                }
+                r => break r?,
+            }
+        };
         let value =
             serde_json::from_slice(&r.body).map_err(|e| ClientError::Decode(e.to_string()))?;
         Ok(Versioned {
@@ -215,11 +285,26 @@ impl Client {
         })
     }
 
-    /// DELETEs the resource at `path`.
+    /// DELETEs the resource at `path`. After an `outcome-unknown` answer the
+    /// resource is re-read: gone means deleted, otherwise the DELETE (same
+    /// precondition) is sent again.
     pub async fn delete(&self, path: &str, precondition: Precondition) -> Result<(), ClientError> {
-        self.checked(Method::DELETE, path, None, &precondition.headers())
-            .await
-            .map(|_| ())
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .checked(Method::DELETE, path, None, &precondition.headers())
+                .await
+            {
+                Err(e) if e.is_outcome_unknown() && attempt < OUTCOME_ATTEMPTS => {
+                    tokio::time::sleep(outcome_backoff(attempt)).await;
+                    if let Ok(None) = self.get_opt::<serde_json::Value>(path).await {
+                        return Ok(());
+                    }
+                }
+                r => return r.map(|_| ()),
+            }
+        }
     }
 
     /// POSTs an empty body to `path` and decodes the answer.

@@ -35,7 +35,9 @@
 //! flags and `CAUSEWAY_*` variables (`--listen`, `--etcd a,b,c`,
 //! `--etcd-ca/--etcd-cert/--etcd-key`, `--data-dir`, `--jwt-public-key`,
 //! `--jwt-private-key`, `--jwt-secret-file`, `--jwt-audience`,
-//! `--jwt-issuer`, `--heartbeat-ttl`, `--stale-after`). The default listen
+//! `--jwt-issuer`, `--heartbeat-ttl`, `--stale-after`,
+//! `--max-exports-per-cluster`, `--max-export-bytes-per-cluster`,
+//! `--cluster-writes-per-second`, `--cluster-write-burst`). The default listen
 //! address is `127.0.0.1:8080` (loopback: a dev server is never exposed by
 //! accident; containers set `0.0.0.0:8080`). Without `--etcd` the embedded
 //! store is used. `causeway-federation token --key-file K --scope admin
@@ -52,6 +54,11 @@
 //!   audience: causeway
 //! heartbeatTtl: 15s
 //! staleAfter: 5m
+//! quota:                          # per member cluster; admins are not limited
+//!   maxExportsPerCluster: 2000    # 429 quota-exceeded past it (0: unlimited)
+//!   maxExportBytesPerCluster: 16777216
+//!   writesPerSecond: 50           # per cluster credential, token bucket
+//!   writeBurst: 500
 //! ```
 //!
 //! # Metrics (`/metrics`, prefix `causeway_federation_`)
@@ -85,6 +92,7 @@ mod grpc;
 mod http_metrics;
 pub mod metrics;
 mod openapi_extra;
+pub mod quota;
 mod routes;
 mod run;
 pub mod watch;
@@ -139,6 +147,7 @@ pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
     pub(crate) metrics: Metrics,
     pub(crate) registry: Registry,
+    pub(crate) quotas: quota::Quotas,
 }
 
 /// The shared state of every handler.
@@ -178,6 +187,7 @@ impl Server {
             state: AppState(Arc::new(Inner {
                 catalog,
                 authn,
+                quotas: quota::Quotas::new(config.quota),
                 config,
                 metrics,
                 registry,

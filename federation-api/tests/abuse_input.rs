@@ -476,12 +476,12 @@ async fn every_route_rejects_hostile_input_with_a_problem() {
         check(&format!("{m} {p}"), r.status.as_u16(), &r.headers, &r.body);
         assert!(r.status.is_client_error(), "{m} {p}: {}", r.status);
     }
-    // Duplicate keys (finding F3, informational): the last one wins and the
-    // stored document is the canonical re-encoding, so no other reader can
-    // see the shadowed `kind`; nothing of the shadowed type is created.
+    // Duplicate keys (finding F3): refused with 400 naming the key, since
+    // parsers disagree on which one wins (RFC 8259); nothing is written.
+    let before: Versioned<Value> = admin.get("/v1/clusters/eu-1").await.unwrap();
     let text = serde_json::to_string(&cluster("eu-1", "eu-1.example.org", "r")).unwrap();
     let dup = text.replacen('{', r#"{"kind": "AccessPolicy", "#, 1);
-    let (status, _, _) = send(
+    let (status, headers, body) = send(
         &s,
         "PUT",
         "/v1/clusters/eu-1",
@@ -489,9 +489,16 @@ async fn every_route_rejects_hostile_input_with_a_problem() {
         dup.as_bytes(),
     )
     .await;
-    assert!(status == 200 || status == 400, "duplicate kind: {status}");
-    let got: Versioned<Value> = admin.get("/v1/clusters/eu-1").await.unwrap();
-    assert_eq!(got.value["kind"], "Cluster");
+    check("duplicate kind", status, &headers, &body);
+    assert_eq!(status, 400, "duplicate kind");
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["errors"][0]["field"], "kind", "{problem}");
+    let after: Versioned<Value> = admin.get("/v1/clusters/eu-1").await.unwrap();
+    assert_eq!(
+        after.revision, before.revision,
+        "duplicate-key body was written"
+    );
+    assert_eq!(after.value["kind"], "Cluster");
     let r = c
         .raw(Method::GET, "/v1/policies/access", None, &[])
         .await

@@ -21,9 +21,26 @@ impl Client {
         let bytes = serde_json::to_vec(patch).map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut headers = precondition.headers();
         headers.push((header::CONTENT_TYPE, MERGE_PATCH_JSON.to_owned()));
-        let r = self
-            .checked(Method::PATCH, path, Some(bytes), &headers)
-            .await?;
+        // A merge patch is idempotent: after `outcome-unknown` it is sent
+        // again, unless it is conditional (a landed first attempt would make
+        // the repeat a 412, so the caller decides).
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            match self
+                .checked(Method::PATCH, path, Some(bytes.clone()), &headers)
+                .await
+            {
+                Err(e)
+                    if e.is_outcome_unknown()
+                        && precondition == Precondition::None
+                        && attempt < super::OUTCOME_ATTEMPTS =>
+                {
+                    tokio::time::sleep(super::outcome_backoff(attempt)).await;
+                }
+                r => break r?,
+            }
+        };
         let value =
             serde_json::from_slice(&r.body).map_err(|e| ClientError::Decode(e.to_string()))?;
         Ok(Versioned {

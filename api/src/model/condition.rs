@@ -37,6 +37,10 @@ pub mod reason {
     pub const NO_SERVICE: &str = "NoService";
     /// `Valid=False`: the service type cannot be exported (e.g. ExternalName).
     pub const INVALID_SERVICE_TYPE: &str = "InvalidServiceType";
+    /// `Valid=False`: an ExportPolicy (possibly written after the export)
+    /// does not allow the cluster to export in the namespace; the export is
+    /// withdrawn from the import.
+    pub const EXPORT_POLICY_DENIED: &str = "ExportPolicyDenied";
     /// `Ready=True`: the export is part of the service import.
     pub const EXPORTED: &str = "Exported";
     /// `Ready=False/Unknown`: the export has not been processed yet.

@@ -11,7 +11,9 @@ use super::cluster::Cluster;
 use super::export::{ExportKey, ServiceExport};
 use super::meta::Revision;
 use super::names::{ClusterId, PolicyName, ServiceRef, TrustDomainName};
-use super::policy::{AccessPolicy, ExportPolicy, PolicyKind, ResidencyPolicy, TrafficPolicy};
+use super::policy::{
+    AccessPolicy, ExportPolicy, PolicyKind, ResidencyPolicy, TrafficPolicy, export_allowed,
+};
 use super::resource::{ObjectRef, Resource};
 use super::service_import::ServiceImport;
 use crate::import::derive_import;
@@ -54,6 +56,13 @@ pub struct CatalogSnapshot {
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, ServiceExport>)]
     pub exports: OrdMap<ExportKey, ServiceExport>,
+    /// Exports the current ExportPolicies forbid (written before the policy
+    /// that forbids them), by `namespace/name/cluster`: kept out of
+    /// `exports` and of the imports, so nothing routes to them, and moved
+    /// back when a policy change allows them again.
+    #[serde(default, skip_serializing_if = "OrdMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, ServiceExport>)]
+    pub withheld: OrdMap<ExportKey, ServiceExport>,
     /// Imports by `namespace/name`, derived from the exports.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, ServiceImport>)]
@@ -124,6 +133,7 @@ impl CatalogSnapshot {
         for r in resources {
             s.insert(r);
         }
+        s.repartition();
         s.rederive_all();
         s
     }
@@ -152,6 +162,10 @@ impl CatalogSnapshot {
                         self.insert(r);
                         self.rederive_cluster(&id);
                     }
+                    Resource::ExportPolicy(_) => {
+                        self.insert(r);
+                        self.reapply_export_policies();
+                    }
                     _ => self.insert(r),
                 }
             }
@@ -162,6 +176,7 @@ impl CatalogSnapshot {
                 }
                 ObjectRef::ServiceExport { key } => {
                     self.exports.remove(key);
+                    self.withheld.remove(key);
                     self.rederive(&key.service);
                 }
                 ObjectRef::ServiceImport { service } => {
@@ -177,6 +192,9 @@ impl CatalogSnapshot {
                         PolicyKind::Access => self.policies.access.remove(name).map(drop),
                         PolicyKind::Export => self.policies.export.remove(name).map(drop),
                     };
+                    if *policy == PolicyKind::Export {
+                        self.reapply_export_policies();
+                    }
                 }
             },
         }
@@ -207,7 +225,14 @@ impl CatalogSnapshot {
                 self.clusters.insert(c.id().clone(), c);
             }
             Resource::ServiceExport(e) => {
-                self.exports.insert(e.key(), e);
+                let key = e.key();
+                if self.export_allowed(&e) {
+                    self.withheld.remove(&key);
+                    self.exports.insert(key, e);
+                } else {
+                    self.exports.remove(&key);
+                    self.withheld.insert(key, e);
+                }
             }
             Resource::ServiceImport(i) => {
                 self.imports.insert(i.service(), i);
@@ -227,6 +252,54 @@ impl CatalogSnapshot {
             Resource::ExportPolicy(p) => {
                 self.policies.export.insert(p.name().clone(), p);
             }
+        }
+    }
+
+    /// Whether the ExportPolicies allow `e`.
+    pub fn export_allowed(&self, e: &ServiceExport) -> bool {
+        export_allowed(
+            self.policies.export.values(),
+            e.metadata.namespace.as_str(),
+            &e.metadata.cluster,
+        )
+    }
+
+    /// Moves every export to `exports` or `withheld` as the policies say;
+    /// returns the services whose exports moved.
+    fn repartition(&mut self) -> std::collections::BTreeSet<ServiceRef> {
+        let mut moved = std::collections::BTreeSet::new();
+        let denied: Vec<ExportKey> = self
+            .exports
+            .values()
+            .filter(|e| !self.export_allowed(e))
+            .map(ServiceExport::key)
+            .collect();
+        let allowed: Vec<ExportKey> = self
+            .withheld
+            .values()
+            .filter(|e| self.export_allowed(e))
+            .map(ServiceExport::key)
+            .collect();
+        for k in denied {
+            if let Some(e) = self.exports.remove(&k) {
+                moved.insert(k.service.clone());
+                self.withheld.insert(k, e);
+            }
+        }
+        for k in allowed {
+            if let Some(e) = self.withheld.remove(&k) {
+                moved.insert(k.service.clone());
+                self.exports.insert(k, e);
+            }
+        }
+        moved
+    }
+
+    /// After an ExportPolicy change: withdraws the exports it now forbids,
+    /// restores those it allows again, and re-derives their imports.
+    fn reapply_export_policies(&mut self) {
+        for s in self.repartition() {
+            self.rederive(&s);
         }
     }
 

@@ -435,6 +435,65 @@ fn snapshot_applies_events_and_derives_imports() {
     assert_eq!(ev.revision(), 16);
 }
 
+/// An ExportPolicy applies to exports written before it: they leave
+/// `exports` and the import, and come back when the policy goes.
+#[test]
+fn export_policy_withdraws_existing_exports_and_restores_them() {
+    let svc: ServiceRef = "fin/ledger".parse().unwrap();
+    let mut s = CatalogSnapshot::from_resources(
+        10,
+        [
+            export("fin", "ledger", "eu-1", 80).into(),
+            export("fin", "ledger", "us-1", 80).into(),
+        ],
+    );
+    assert_eq!(s.imports[&svc].spec.clusters.len(), 2);
+    let policy: Resource = decode_value(
+        json!({"apiVersion": "causeway.dev/v1", "kind": "ExportPolicy",
+        "metadata": {"name": "fin"}, "spec": {"namespaces": ["fin*"], "clusters": ["us-1"]}}),
+    )
+    .unwrap();
+    s.apply(&CatalogEvent::Put {
+        revision: 11,
+        resource: Box::new(policy.clone()),
+    });
+    let clusters: Vec<&str> = s.imports[&svc]
+        .spec
+        .clusters
+        .iter()
+        .map(|c| c.cluster.as_str())
+        .collect();
+    assert_eq!(clusters, ["us-1"]);
+    assert_eq!(s.exports.len(), 1);
+    assert_eq!(s.withheld.len(), 1);
+    // A re-put of the forbidden export stays withheld; a full listing
+    // (policy listed after the exports) agrees with the incremental path.
+    s.apply(&CatalogEvent::Put {
+        revision: 12,
+        resource: Box::new(export("fin", "ledger", "eu-1", 81).into()),
+    });
+    assert_eq!(s.imports[&svc].spec.clusters.len(), 1);
+    let listed = CatalogSnapshot::from_resources(
+        12,
+        [
+            export("fin", "ledger", "eu-1", 81).into(),
+            export("fin", "ledger", "us-1", 80).into(),
+            policy,
+        ],
+    );
+    assert_eq!(listed, s);
+    // Deleting the policy restores the export.
+    s.apply(&CatalogEvent::Delete {
+        revision: 13,
+        object: ObjectRef::Policy {
+            policy: PolicyKind::Export,
+            name: "fin".parse().unwrap(),
+        },
+    });
+    assert_eq!(s.imports[&svc].spec.clusters.len(), 2);
+    assert!(s.withheld.is_empty());
+}
+
 #[test]
 fn keys_parse_to_object_refs() {
     assert!(matches!(

@@ -99,6 +99,7 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
             ApiError::conflict("metadata.resourceVersion", "concurrent modification; retry")
         }
         e @ StoreError::Unavailable { .. } => ApiError::unavailable(&e),
+        e @ StoreError::OutcomeUnknown { .. } => ApiError::outcome_unknown(&e),
         e => ApiError::internal(&e),
     }
 }
@@ -210,6 +211,7 @@ impl Catalog {
         let failed = matches!(
             &r,
             Err(StoreError::Unavailable { .. }
+                | StoreError::OutcomeUnknown { .. }
                 | StoreError::Internal { .. }
                 | StoreError::InvalidArgument { .. })
         );
@@ -350,7 +352,8 @@ impl Catalog {
             match self
                 .timed(
                     "put",
-                    self.store.put(key, Bytes::from(bytes), store_pre, None),
+                    self.store
+                        .put(key, Bytes::from(bytes.clone()), store_pre, None),
                 )
                 .await
             {
@@ -374,6 +377,22 @@ impl Catalog {
                         "If-Match",
                         "resource changed concurrently",
                     ));
+                }
+                Err(e @ StoreError::OutcomeUnknown { .. }) => {
+                    // One read settles it when the write did land.
+                    return match self.get_raw(key).await {
+                        Ok(Some(kv)) if kv.value.as_ref() == bytes.as_slice() => {
+                            resource.set_resource_version(Some(kv.mod_revision));
+                            Ok((
+                                Stored {
+                                    resource,
+                                    revision: kv.mod_revision,
+                                },
+                                current.is_none(),
+                            ))
+                        }
+                        _ => Err(store_error(e)),
+                    };
                 }
                 Err(e) => return Err(store_error(e)),
             }
@@ -410,6 +429,13 @@ impl Catalog {
                         "If-Match",
                         "resource changed concurrently",
                     ));
+                }
+                Err(e @ StoreError::OutcomeUnknown { .. }) => {
+                    // Gone on a re-read: the delete (or a later one) landed.
+                    return match self.get_raw(key).await {
+                        Ok(None) => Ok(()),
+                        _ => Err(store_error(e)),
+                    };
                 }
                 Err(e) => return Err(store_error(e)),
             }

@@ -70,6 +70,8 @@ pub struct ServerConfig {
     /// Grace period for in-flight requests on SIGTERM/SIGINT.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Per-cluster catalog quotas and write rate (429 past them).
+    pub quota: super::quota::QuotaConfig,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +89,7 @@ impl Default for ServerConfig {
             default_page_size: 100,
             max_page_size: 1000,
             shutdown_grace: Duration::from_secs(10),
+            quota: super::quota::QuotaConfig::default(),
         }
     }
 }

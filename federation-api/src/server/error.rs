@@ -15,6 +15,7 @@ pub struct ApiError {
     detail: Option<String>,
     errors: Vec<FieldError>,
     www_authenticate: bool,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -26,6 +27,7 @@ impl ApiError {
             detail: None,
             errors: Vec::new(),
             www_authenticate: false,
+            retry_after: None,
         }
     }
 
@@ -166,6 +168,41 @@ impl ApiError {
         .with_detail("the catalog store is unavailable; retry later")
     }
 
+    /// 503 `outcome-unknown`: a write reached the store but was not
+    /// confirmed (an etcd leader election, a timeout); it may or may not
+    /// have been applied. Distinct from `unavailable` (nothing written) so
+    /// that clients retry idempotently: re-read and compare, or repeat the
+    /// write with `If-Match`.
+    pub fn outcome_unknown(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "store write outcome unknown");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome-unknown",
+            "Write outcome unknown",
+        )
+        .with_detail(
+            "the catalog store did not confirm the write; it may or may not have been applied: \
+             re-read the resource before retrying, or retry with If-Match",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 429 `quota-exceeded`: a per-cluster catalog quota or write rate is
+    /// exhausted; `retry_after` seconds is when trying again may succeed.
+    pub fn quota_exceeded(detail: impl Into<String>, field: &str, retry_after: u64) -> Self {
+        let detail = detail.into();
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota-exceeded",
+            "Quota exceeded",
+        )
+        .with_detail(detail.clone())
+        .with_field(field, detail);
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
     /// 500: a bug or an unexpected failure. The cause is logged, not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -217,6 +254,11 @@ impl IntoResponse for ApiError {
         resp.extensions_mut().insert(problem);
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if self.www_authenticate {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

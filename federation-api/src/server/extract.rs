@@ -54,11 +54,103 @@ where
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::payload_too_large(limit))?;
+        reject_duplicate_keys(&bytes)?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
         de.end()
             .map_err(|e| ApiError::invalid("body", format!("trailing data: {e}")))?;
         Ok(Self(value))
+    }
+}
+
+/// Refuses a body in which an object repeats a key (400 naming the key's
+/// path). RFC 8259 leaves such documents' meaning to each parser (first or
+/// last wins), so a proxy or WAF in front of the API could read a different
+/// document than the one stored (SECURITY-FINDINGS.md F3). Syntax errors are
+/// left to the typed decode, which names the field.
+fn reject_duplicate_keys(bytes: &[u8]) -> Result<(), ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde::de::DeserializeSeed::deserialize(UniqueKeys(String::new()), &mut de) {
+        Err(e) if e.is_data() => {
+            let msg = e.to_string();
+            let msg = msg.find(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
+            match msg.strip_prefix(DUPLICATE) {
+                Some(path) => Err(ApiError::invalid(
+                    path.to_owned(),
+                    "duplicate object key (RFC 8259: names within an object should be unique)",
+                )),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+const DUPLICATE: &str = "duplicate key: ";
+
+/// Walks any JSON value, failing on the first repeated object key; carries
+/// the path of the value being walked.
+struct UniqueKeys(String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        while seq
+            .next_element_seed(UniqueKeys(format!("{}[{i}]", self.0)))?
+            .is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.0.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.0)
+            };
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE}{path}")));
+            }
+            map.next_value_seed(UniqueKeys(path))?;
+        }
+        Ok(())
     }
 }
 
@@ -182,6 +274,24 @@ mod tests {
         assert_eq!(parse_if_match("W/\"12\""), Preconditions::NeverMatches);
         assert_eq!(parse_if_match("12"), Preconditions::NeverMatches);
         assert_eq!(parse_if_match("\"1\", \"2\""), Preconditions::NeverMatches);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        for (body, path) in [
+            (r#"{"kind":"A","kind":"B"}"#, "kind"),
+            (
+                r#"{"spec":{"ports":[{"port":1},{"port":2,"port":3}]}}"#,
+                "spec.ports[1].port",
+            ),
+        ] {
+            let e = reject_duplicate_keys(body.as_bytes()).expect_err("a duplicate key is refused");
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(e.problem().errors[0].field, path, "{body}");
+        }
+        for ok in [r#"{"a":{"k":1},"b":{"k":1}}"#, "[1,2]", "{", r#"{"a":1}x"#] {
+            assert!(reject_duplicate_keys(ok.as_bytes()).is_ok(), "{ok}");
+        }
     }
 }
 

@@ -191,6 +191,14 @@ impl Caller {
         }
     }
 
+    /// Takes one write of a member cluster's rate (admins are not limited).
+    pub(crate) fn admit_write(&self, s: &AppState, cluster: &str) -> Result<(), ApiError> {
+        if self.0.is_admin() {
+            return Ok(());
+        }
+        s.0.quotas.admit_write(&format!("cluster {cluster:?}"))
+    }
+
     pub(crate) fn require_cluster(&self, cluster: &str) -> Result<(), ApiError> {
         if self.0.can_write_cluster(cluster) {
             Ok(())

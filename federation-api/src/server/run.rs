@@ -88,6 +88,18 @@ pub struct ServeArgs {
     /// Withdraw exports of clusters silent for this long from imports.
     #[arg(long, env = "CAUSEWAY_STALE_AFTER", value_parser = humantime::parse_duration)]
     pub stale_after: Option<Duration>,
+    /// Most exports one member cluster may hold (0: unlimited).
+    #[arg(long, env = "CAUSEWAY_MAX_EXPORTS_PER_CLUSTER")]
+    pub max_exports_per_cluster: Option<usize>,
+    /// Most bytes the exports of one member cluster may take (0: unlimited).
+    #[arg(long, env = "CAUSEWAY_MAX_EXPORT_BYTES_PER_CLUSTER")]
+    pub max_export_bytes_per_cluster: Option<usize>,
+    /// Sustained writes per second of one member cluster (0: unlimited).
+    #[arg(long, env = "CAUSEWAY_CLUSTER_WRITES_PER_SECOND")]
+    pub cluster_writes_per_second: Option<u32>,
+    /// Writes a member cluster may burst above its sustained rate.
+    #[arg(long, env = "CAUSEWAY_CLUSTER_WRITE_BURST")]
+    pub cluster_write_burst: Option<u32>,
     /// Accept every request as admin (local experiments only).
     #[arg(long, env = "CAUSEWAY_DANGER_DISABLE_AUTH")]
     pub danger_disable_auth: bool,
@@ -130,6 +142,17 @@ impl ServeArgs {
         if self.stale_after.is_some() {
             c.stale_after = self.stale_after;
         }
+        let q = &mut c.quota;
+        q.max_exports_per_cluster = self
+            .max_exports_per_cluster
+            .unwrap_or(q.max_exports_per_cluster);
+        q.max_export_bytes_per_cluster = self
+            .max_export_bytes_per_cluster
+            .unwrap_or(q.max_export_bytes_per_cluster);
+        q.writes_per_second = self
+            .cluster_writes_per_second
+            .unwrap_or(q.writes_per_second);
+        q.write_burst = self.cluster_write_burst.unwrap_or(q.write_burst);
         c.danger_disable_auth |= self.danger_disable_auth;
         c.validate()?;
         Ok(c)

@@ -60,6 +60,14 @@ pub enum StoreError {
         /// What happened.
         message: String,
     },
+    /// A write reached etcd (or may have) but no answer came back (a
+    /// timeout, a leader election): it may or may not have been committed.
+    /// Retryable only idempotently (re-read, or compare-and-swap).
+    #[error("store write outcome unknown: {message}")]
+    OutcomeUnknown {
+        /// What happened.
+        message: String,
+    },
     /// The request is invalid (e.g. compacting a future revision).
     #[error("invalid store request: {message}")]
     InvalidArgument {
@@ -82,7 +90,9 @@ impl StoreError {
             StoreError::Conflict { .. } => ErrorClass::Conflict,
             StoreError::NotFound { .. } | StoreError::LeaseNotFound { .. } => ErrorClass::NotFound,
             StoreError::Compacted { .. } => ErrorClass::Compacted,
-            StoreError::Unavailable { .. } => ErrorClass::Unavailable,
+            StoreError::Unavailable { .. } | StoreError::OutcomeUnknown { .. } => {
+                ErrorClass::Unavailable
+            }
             StoreError::InvalidArgument { .. } => ErrorClass::Invalid,
             StoreError::Internal { .. } => ErrorClass::Internal,
         }

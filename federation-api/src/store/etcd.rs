@@ -162,7 +162,7 @@ impl Store for EtcdStore {
             Precondition::None => {
                 let resp = self
                     .endpoints
-                    .run(lease, |c| {
+                    .run_write(lease, |c| {
                         let (full, value, opts) = (full.clone(), value.to_vec(), opts.clone());
                         async move { c.kv_client().put(full, value, opts).await }
                     })
@@ -180,7 +180,7 @@ impl Store for EtcdStore {
             .or_else([TxnOp::get(full, None)]);
         let resp = self
             .endpoints
-            .run(lease, |c| {
+            .run_write(lease, |c| {
                 let txn = txn.clone();
                 async move { c.kv_client().txn(txn).await }
             })
@@ -220,7 +220,7 @@ impl Store for EtcdStore {
             .or_else([TxnOp::get(full, None)]);
         let resp = self
             .endpoints
-            .run(None, |c| {
+            .run_write(None, |c| {
                 let txn = txn.clone();
                 async move { c.kv_client().txn(txn).await }
             })

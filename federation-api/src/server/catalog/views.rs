@@ -10,8 +10,9 @@ use super::heartbeat::LastSeen;
 use crate::server::error::ApiError;
 use causeway_api::import::derive_import;
 use causeway_api::model::{
-    Cluster, ClusterId, ClusterStatus, ParsedKey, Resource, ServiceExport, ServiceExportStatus,
-    ServiceImport, ServiceRef,
+    Cluster, ClusterId, ClusterStatus, Condition, ConditionStatus, ConditionType, ExportPolicy,
+    ParsedKey, PolicyKind, Resource, ServiceExport, ServiceExportStatus, ServiceImport, ServiceRef,
+    export_allowed, reason,
 };
 
 /// Which clusters heartbeat, and when they last did.
@@ -118,25 +119,51 @@ impl Catalog {
             .collect())
     }
 
+    /// Every ExportPolicy.
+    pub async fn export_policies(&self) -> Result<Vec<ExportPolicy>, ApiError> {
+        Ok(self
+            .list_all(&self.keys.policies(PolicyKind::Export))
+            .await?
+            .into_iter()
+            .filter_map(|s| match s.resource {
+                Resource::ExportPolicy(p) => Some(p),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Fills the status of exports that all belong to one service: MCS
-    /// conditions computed across all of them, and `stale`.
+    /// conditions computed across those the ExportPolicies allow, and
+    /// `stale`. An export the policies forbid (written before the policy
+    /// that forbids it) is `Valid=False` / `Ready=False` with reason
+    /// `ExportPolicyDenied`: it is not part of the import.
     pub fn decorate_exports(
         &self,
         service_exports: &[ServiceExport],
         clusters: &BTreeMap<ClusterId, Cluster>,
         live: &Liveness,
+        policies: &[ExportPolicy],
         targets: &mut [ServiceExport],
     ) {
-        let conditions = derive_import(service_exports, |id| clusters.get(id))
+        let allowed: Vec<ServiceExport> = service_exports
+            .iter()
+            .filter(|e| allowed_export(policies, e))
+            .cloned()
+            .collect();
+        let conditions = derive_import(&allowed, |id| clusters.get(id))
             .map(|(_, c)| c)
             .unwrap_or_default();
         for t in targets {
             let key = t.key();
-            let conds = conditions
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, c)| c.clone())
-                .unwrap_or_default();
+            let conds = if allowed_export(policies, t) {
+                conditions
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_default()
+            } else {
+                denied_conditions(t)
+            };
             t.status = Some(ServiceExportStatus {
                 conditions: conds,
                 stale: !live.connected.contains(&t.metadata.cluster),
@@ -144,15 +171,18 @@ impl Catalog {
         }
     }
 
-    /// Derives the import of one service from its non-withdrawn exports.
+    /// Derives the import of one service from its exports that are not
+    /// withdrawn (stale, or forbidden by an ExportPolicy).
     pub fn derive(
         &self,
         exports: &[ServiceExport],
         clusters: &BTreeMap<ClusterId, Cluster>,
         live: &Liveness,
+        policies: &[ExportPolicy],
     ) -> Option<ServiceImport> {
         let mut exports: Vec<ServiceExport> = exports.to_vec();
-        exports.retain(|e| !self.withdrawn(live, &e.metadata.cluster));
+        exports
+            .retain(|e| !self.withdrawn(live, &e.metadata.cluster) && allowed_export(policies, e));
         for e in &mut exports {
             e.status = Some(ServiceExportStatus {
                 conditions: Vec::new(),
@@ -166,13 +196,44 @@ impl Catalog {
     pub async fn imports(&self) -> Result<BTreeMap<ServiceRef, ServiceImport>, ApiError> {
         let live = self.liveness().await?;
         let clusters = self.clusters(&live).await?;
+        let policies = self.export_policies().await?;
         let mut by_service: BTreeMap<ServiceRef, Vec<ServiceExport>> = BTreeMap::new();
         for e in self.all_exports().await? {
             by_service.entry(e.service()).or_default().push(e);
         }
         Ok(by_service
             .into_iter()
-            .filter_map(|(svc, exports)| self.derive(&exports, &clusters, &live).map(|i| (svc, i)))
+            .filter_map(|(svc, exports)| {
+                self.derive(&exports, &clusters, &live, &policies)
+                    .map(|i| (svc, i))
+            })
             .collect())
     }
+}
+
+/// Whether the ExportPolicies allow `e`.
+fn allowed_export(policies: &[ExportPolicy], e: &ServiceExport) -> bool {
+    export_allowed(policies, e.metadata.namespace.as_str(), &e.metadata.cluster)
+}
+
+/// The MCS conditions of an export an ExportPolicy forbids.
+fn denied_conditions(e: &ServiceExport) -> Vec<Condition> {
+    let message = format!(
+        "no ExportPolicy allows cluster {} to export in namespace {}; withdrawn from the import",
+        e.metadata.cluster, e.metadata.namespace
+    );
+    vec![
+        Condition::new(
+            ConditionType::Valid,
+            ConditionStatus::False,
+            reason::EXPORT_POLICY_DENIED,
+            &message,
+        ),
+        Condition::new(
+            ConditionType::Ready,
+            ConditionStatus::False,
+            reason::EXPORT_POLICY_DENIED,
+            &message,
+        ),
+    ]
 }

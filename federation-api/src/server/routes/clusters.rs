@@ -92,10 +92,12 @@ pub(super) async fn put_cluster(
 ) -> Result<Response, ApiError> {
     let id: ClusterId = parse_param("cluster", &cluster)?;
     caller.require_cluster(&id)?;
+    caller.admit_write(&s, &id)?;
     let c: Cluster = decode_body(body)?;
     same("metadata.name", c.id(), &id)?;
     let cat = &s.0.catalog;
     if !caller.0.is_admin() {
+        keep_placement(cat, &c).await?;
         claim_trust_domain(cat, &c).await?;
     }
     let (stored, created) = cat
@@ -107,6 +109,53 @@ pub(super) async fn put_cluster(
         c.status = Some(live.status_of(&id));
     }
     Ok(put_response(&stored, created, &r))
+}
+
+/// Region and jurisdictions are placement facts residency policies rely
+/// on: a member cluster registers them once (its first registration), after
+/// which only an admin may change them. A member token that could move its
+/// own cluster into a jurisdiction would defeat every residency policy
+/// (SECURITY.md F12). The order of jurisdictions is not a change.
+async fn keep_placement(cat: &Catalog, c: &Cluster) -> Result<(), ApiError> {
+    let Some(stored) = cat.get(&cat.keys().cluster(c.id())).await? else {
+        return Ok(());
+    };
+    let Resource::Cluster(old) = stored.resource else {
+        return Ok(());
+    };
+    let set = |j: &[String]| j.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    let mut e: Option<ApiError> = None;
+    let mut changed = |field: &str, from: String, to: String| {
+        let msg = format!("placement is set by an admin: {from} -> {to} refused");
+        e = Some(
+            e.take()
+                .unwrap_or_else(|| {
+                    ApiError::forbidden(format!(
+                        "only an admin may change the region or jurisdictions of cluster {:?}",
+                        c.id().as_str()
+                    ))
+                })
+                .with_field(field, msg),
+        );
+    };
+    if old.spec.region != c.spec.region {
+        changed(
+            "spec.region",
+            format!("{:?}", old.spec.region),
+            format!("{:?}", c.spec.region),
+        );
+    }
+    if set(&old.spec.jurisdictions) != set(&c.spec.jurisdictions) {
+        changed(
+            "spec.jurisdictions",
+            format!("{:?}", old.spec.jurisdictions),
+            format!("{:?}", c.spec.jurisdictions),
+        );
+    }
+    match e {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A member cluster may keep the trust domain its record already has, but
@@ -138,7 +187,7 @@ async fn claim_trust_domain(cat: &Catalog, c: &Cluster) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Delete a cluster record (its exports stay until deleted).
+/// Delete a cluster record (admin only; its exports stay until deleted).
 #[utoipa::path(delete, path = "/v1/clusters/{cluster}", tag = "clusters",
     params(("cluster" = String, Path, description = "Cluster id"),
            ("If-Match" = Option<String>, Header, description = "Expected resourceVersion, quoted")),
@@ -152,7 +201,8 @@ pub(super) async fn delete_cluster(
     pre: Preconditions,
 ) -> Result<Response, ApiError> {
     let id: ClusterId = parse_param("cluster", &cluster)?;
-    caller.require_cluster(&id)?;
+    // Deleting and re-registering would reset the admin's placement (F12).
+    caller.require_admin("delete a cluster record (its placement is set by an admin)")?;
     let cat = &s.0.catalog;
     cat.delete(&cat.keys().cluster(&id), &format!("cluster {id}"), pre)
         .await?;

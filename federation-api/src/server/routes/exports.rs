@@ -14,16 +14,14 @@ use crate::server::catalog::Catalog;
 use crate::server::error::ApiError;
 use crate::server::extract::{Preconditions, StrictJson};
 use causeway_api::model::policy::export_allowed;
-use causeway_api::model::{
-    ClusterId, ExportPolicy, Namespace, PolicyKind, Resource, ServiceExport, ServiceName,
-    ServiceRef,
-};
+use causeway_api::model::{ClusterId, Namespace, Resource, ServiceExport, ServiceName, ServiceRef};
 use causeway_api::wire::Problem;
 
 /// Fills the status of `targets` from every export of their services.
 async fn decorate(cat: &Catalog, targets: &mut [ServiceExport]) -> Result<(), ApiError> {
     let live = cat.liveness().await?;
     let clusters = cat.clusters(&live).await?;
+    let policies = cat.export_policies().await?;
     let mut by_service: BTreeMap<ServiceRef, Vec<ServiceExport>> = BTreeMap::new();
     if targets.len() > 1 {
         for e in cat.all_exports().await? {
@@ -34,7 +32,7 @@ async fn decorate(cat: &Catalog, targets: &mut [ServiceExport]) -> Result<(), Ap
     }
     for t in targets.iter_mut() {
         let all = by_service.get(&t.service()).cloned().unwrap_or_default();
-        cat.decorate_exports(&all, &clusters, &live, std::slice::from_mut(t));
+        cat.decorate_exports(&all, &clusters, &live, &policies, std::slice::from_mut(t));
     }
     Ok(())
 }
@@ -137,7 +135,8 @@ pub(super) async fn get_export(
     responses((status = 200, body = ServiceExport), (status = 201, body = ServiceExport),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 412, body = Problem, content_type = "application/problem+json")),
+              (status = 412, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json", description = "Per-cluster export quota or write rate exceeded (`Retry-After`)")),
     security(("bearer" = [])))]
 pub(super) async fn put_export(
     State(s): State<AppState>,
@@ -149,26 +148,32 @@ pub(super) async fn put_export(
     let cat = &s.0.catalog;
     let (c, n, sname, key) = export_key(cat, &cluster, &ns, &name)?;
     caller.require_cluster(&c)?;
+    caller.admit_write(&s, &c)?;
     let e: ServiceExport = decode_body(body)?;
     same("metadata.cluster", &e.metadata.cluster, &c)?;
     same("metadata.namespace", &e.metadata.namespace, &n)?;
     same("metadata.name", &e.metadata.name, &sname)?;
-    let policies: Vec<ExportPolicy> = cat
-        .list_all(&cat.keys().policies(PolicyKind::Export))
-        .await?
-        .into_iter()
-        .filter_map(|s| match s.resource {
-            Resource::ExportPolicy(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let policies = cat.export_policies().await?;
     if !export_allowed(&policies, &n, &c) {
         return Err(ApiError::forbidden(format!(
             "no ExportPolicy allows cluster {c:?} to export namespace {n:?}"
         ))
         .with_field("metadata.namespace", "namespace owned by other clusters"));
     }
-    let (stored, created) = cat.write(&key, Resource::ServiceExport(e), pre).await?;
+    let write = cat.write(&key, Resource::ServiceExport(e.clone()), pre);
+    let (stored, created) = if caller.0.is_admin() {
+        write.await?
+    } else {
+        // Quota: one more export (when new) and the change in size.
+        let old = cat.get_raw(&key).await?;
+        let new_len = serde_json::to_vec(&e).map_or(0, |b| b.len());
+        let old_len = old.as_ref().map_or(0, |kv| kv.value.len());
+        let delta = isize::try_from(new_len).unwrap_or(isize::MAX)
+            - isize::try_from(old_len).unwrap_or(isize::MAX);
+        s.0.quotas
+            .export_write(cat, &c, usize::from(old.is_none()), delta, write)
+            .await?
+    };
     let Resource::ServiceExport(e) = stored.resource.clone() else {
         return Err(ApiError::internal(&"stored export has the wrong kind"));
     };
@@ -194,11 +199,15 @@ pub(super) async fn delete_export(
     let cat = &s.0.catalog;
     let (c, _, _, key) = export_key(cat, &cluster, &ns, &name)?;
     caller.require_cluster(&c)?;
-    cat.delete(
-        &key,
-        &format!("export {ns}/{name} of cluster {cluster}"),
-        pre,
-    )
-    .await?;
+    caller.admit_write(&s, &c)?;
+    let r = cat
+        .delete(
+            &key,
+            &format!("export {ns}/{name} of cluster {cluster}"),
+            pre,
+        )
+        .await;
+    s.0.quotas.forget(&c);
+    r?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -100,8 +100,9 @@ pub(super) async fn get_import(
     let live = cat.liveness().await?;
     let clusters = cat.clusters(&live).await?;
     let exports = cat.exports_of(&svc).await?;
+    let policies = cat.export_policies().await?;
     let import = cat
-        .derive(&exports, &clusters, &live)
+        .derive(&exports, &clusters, &live, &policies)
         .ok_or_else(|| ApiError::not_found(format!("import {svc} (no cluster exports it)")))?;
     Ok((StatusCode::OK, axum::Json(import)).into_response())
 }

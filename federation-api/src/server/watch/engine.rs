@@ -19,8 +19,8 @@ use crate::store::{
 };
 use causeway_api::model::relative_key;
 use causeway_api::model::{
-    CatalogEvent, CatalogSnapshot, ClusterId, ClusterStatus, ObjectRef, ParsedKey, Resource,
-    ServiceRef,
+    CatalogEvent, CatalogSnapshot, ClusterId, ClusterStatus, ObjectRef, ParsedKey, PolicyKind,
+    Resource, ServiceRef,
 };
 use causeway_api::proto;
 use causeway_api::wire::WatchLine;
@@ -95,6 +95,9 @@ impl Engine {
         let mut resources: Vec<Resource> = Vec::new();
         resources.extend(s.clusters.values().cloned().map(Resource::Cluster));
         resources.extend(s.exports.values().cloned().map(Resource::ServiceExport));
+        // Exports an ExportPolicy forbids: followers withhold them too, and
+        // restore them when a policy change allows them again.
+        resources.extend(s.withheld.values().cloned().map(Resource::ServiceExport));
         resources.extend(s.imports.values().cloned().map(Resource::ServiceImport));
         resources.extend(s.bundles.values().cloned().map(Resource::TrustBundle));
         resources.extend(
@@ -141,6 +144,20 @@ impl Engine {
                     .exports
                     .keys()
                     .filter(|k| &k.cluster == name)
+                    .map(|k| k.service.clone())
+                    .collect();
+                set.into_iter().collect()
+            }
+            // An ExportPolicy change may withdraw or restore any export.
+            ObjectRef::Policy {
+                policy: PolicyKind::Export,
+                ..
+            } => {
+                let set: BTreeSet<ServiceRef> = self
+                    .snap
+                    .exports
+                    .keys()
+                    .chain(self.snap.withheld.keys())
                     .map(|k| k.service.clone())
                     .collect();
                 set.into_iter().collect()

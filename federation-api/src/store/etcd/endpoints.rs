@@ -93,6 +93,42 @@ impl Endpoints {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
+        self.run_op(lease, op).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Self::run`] for a write: an unavailable answer after the request
+    /// may have reached etcd (a timeout, a leader lost mid-proposal) is
+    /// [`StoreError::OutcomeUnknown`], since etcd may still commit it.
+    pub(super) async fn run_write<T, F, Fut>(
+        &self,
+        lease: Option<LeaseId>,
+        op: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.run_op(lease, op)
+            .await
+            .map_err(|(e, maybe_sent)| match e {
+                StoreError::Unavailable { message } if maybe_sent => {
+                    StoreError::OutcomeUnknown { message }
+                }
+                e => e,
+            })
+    }
+
+    /// Runs `op`; an error comes with whether the request may have been
+    /// sent to a member.
+    async fn run_op<T, F, Fut>(
+        &self,
+        lease: Option<LeaseId>,
+        op: F,
+    ) -> Result<T, (StoreError, bool)>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
         let start = self.current();
         let mut last = StoreError::unavailable("no etcd endpoints");
         for attempt in 0..self.len() {
@@ -104,7 +140,7 @@ impl Endpoints {
                     last = e;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err((e, false)),
             };
             match tokio::time::timeout(self.request_timeout, op(client)).await {
                 Ok(Ok(v)) => return Ok(v),
@@ -118,18 +154,21 @@ impl Endpoints {
                         last = err;
                         continue;
                     }
-                    return Err(err);
+                    return Err((err, true));
                 }
                 Err(_) => {
                     self.fail(i);
-                    return Err(StoreError::unavailable(format!(
-                        "etcd request to {} timed out",
-                        self.urls[i]
-                    )));
+                    return Err((
+                        StoreError::unavailable(format!(
+                            "etcd request to {} timed out",
+                            self.urls[i]
+                        )),
+                        true,
+                    ));
                 }
             }
         }
-        Err(last)
+        Err((last, false))
     }
 }
 
