@@ -1,5 +1,5 @@
 //! Regression tests for the gateway findings of the outside abuse run
-//! (SECURITY-FINDINGS.md F6–F10, F20, F21), against the gateway binary as a child
+//! (SECURITY-FINDINGS.md F6–F10, F15, F16), against the gateway binary as a child
 //! process, spoken to as a genuine federated peer gateway (eu-1) or an
 //! in-cluster client would. One test per finding; each asserts what reached
 //! the backend and what the attacker saw.
