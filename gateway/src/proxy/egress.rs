@@ -566,11 +566,13 @@ impl ProxyHttp for Egress {
                 .map_or(if e.is_some() { 502 } else { 0 }, |r| r.status.as_u16());
         }
         record_metrics(&self.shared, "egress", c);
+        let caller = c.caller.clone();
         if !c.residency.is_empty() && !c.audited {
             super::audit(&self.shared, c, "served", None);
         }
         let extra = Extra {
             tier: ctx.tier.as_ref().map(|t| t.as_str()),
+            caller: caller.as_deref(),
             ..Extra::default()
         };
         log_request(&self.log, "egress", session, c, extra, e);

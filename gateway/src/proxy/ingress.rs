@@ -356,6 +356,7 @@ impl ProxyHttp for Ingress {
             // Gateway health probes are neither traffic nor worth a log line.
             return;
         }
+        let caller = ctx.caller.clone().or_else(|| ctx.common.caller.clone());
         let c = &mut ctx.common;
         if c.status == 0 {
             c.status = session
@@ -368,7 +369,7 @@ impl ProxyHttp for Ingress {
         }
         let extra = Extra {
             source_identity: ctx.peer.as_deref(),
-            caller: ctx.caller.as_deref(),
+            caller: caller.as_deref(),
             tier: None,
         };
         log_request(&self.log, "ingress", session, c, extra, e);
