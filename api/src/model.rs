@@ -39,9 +39,10 @@ pub use names::{
 };
 pub use policy::{
     AccessPolicy, AccessPolicySpec, AccessRule, Caller, CircuitBreaker, ExportPolicy,
-    ExportPolicySpec, NamespacePattern, OutlierDetection, Percent, PolicyKind, RateLimit, Ratio,
-    RequestClassification, ResidencyPolicy, ResidencyPolicySpec, RetryPolicy, RollbackGuard,
-    ServicePattern, ServiceSelector, Timeouts, TrafficPolicy, TrafficPolicySpec, export_allowed,
+    ExportPolicySpec, NamespacePattern, OidcIssuer, OnUnverified, OutlierDetection, Percent,
+    PolicyKind, RateLimit, Ratio, RequestClassification, ResidencyPolicy, ResidencyPolicySpec,
+    RetryPolicy, RollbackGuard, ServicePattern, ServiceSelector, Timeouts, TrafficPolicy,
+    TrafficPolicySpec, export_allowed,
 };
 pub use resource::{DecodeError, Kind, ObjectRef, Resource, decode, decode_resource, decode_value};
 pub use service_import::{ImportCluster, ServiceImport, ServiceImportSpec, ServiceImportStatus};

@@ -144,6 +144,19 @@ impl GatewayProcess {
             .collect()
     }
 
+    /// The residency audit log's lines parsed as JSON (empty when off).
+    pub fn audit_log(&self) -> Vec<serde_json::Value> {
+        self.config
+            .observability
+            .audit_log
+            .as_ref()
+            .and_then(|a| std::fs::read_to_string(&a.path).ok())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// `GET /metrics`.
     pub async fn metrics(&self) -> anyhow::Result<String> {
         Ok(self

@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod mtls;
 pub mod net;
 pub mod netns;
+pub mod oidc;
 pub mod process;
 pub mod site;
 pub mod traffic;

@@ -65,6 +65,7 @@ fn residency(name: &str, service: &str, header: Option<&str>) -> anyhow::Result<
                 header: Some(h.to_owned()),
                 jwt_claim: None,
                 values: vec!["eu".into()],
+                ..Default::default()
             }),
             allowed_jurisdictions: vec!["eu".into()],
             allowed_regions: vec![],

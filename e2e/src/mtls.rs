@@ -54,6 +54,18 @@ pub async fn attempt(
     server: &Authority,
     host: &str,
 ) -> anyhow::Result<Attempt> {
+    attempt_with(ingress, svid, server, host, &[]).await
+}
+
+/// [`attempt`] with extra request headers; an answer carries the status
+/// line and the body.
+pub async fn attempt_with(
+    ingress: SocketAddr,
+    svid: &X509Svid,
+    server: &Authority,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Attempt> {
     let store = BundleStore::new(
         BundleSet::new().with_bundle(server.trust_domain().clone(), server.bundle())?,
     );
@@ -67,7 +79,11 @@ pub async fn attempt(
             Ok(t) => t,
             Err(e) => return Attempt::Refused(format!("handshake: {e}")),
         };
-        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
         if let Err(e) = tls.write_all(req.as_bytes()).await {
             return Attempt::Refused(format!("write: {e}"));
         }
@@ -77,7 +93,11 @@ pub async fn attempt(
             _ if buf.is_empty() => Attempt::Refused("closed without a response".into()),
             _ => {
                 let text = String::from_utf8_lossy(&buf);
-                Attempt::Answered(text.lines().next().unwrap_or_default().to_owned())
+                if headers.is_empty() {
+                    Attempt::Answered(text.lines().next().unwrap_or_default().to_owned())
+                } else {
+                    Attempt::Answered(text.into_owned())
+                }
             }
         }
     };

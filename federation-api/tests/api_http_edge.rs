@@ -453,3 +453,57 @@ async fn version_endpoint_and_the_openapi_document() {
         paths["/v1/clusters"]["get"]["responses"]["200"]["headers"]["x-request-id"].is_object()
     );
 }
+
+/// A residency policy that classifies by claim is checked by the server:
+/// each mistake in `spec.match` is refused (400) with its field path, and a
+/// complete one is stored and read back as written.
+#[tokio::test]
+async fn residency_claim_classification_is_validated_with_field_paths() {
+    let s = ServerProcess::start().await;
+    let admin = s.admin();
+    let doc = |m: Value| {
+        json!({"apiVersion": "causeway.dev/v1", "kind": "ResidencyPolicy",
+               "metadata": {"name": "eu-claim"},
+               "spec": {"allowedJurisdictions": ["eu"], "match": m}})
+    };
+    let path = "/v1/policies/residency/eu-claim";
+    for (m, field) in [
+        (
+            json!({"jwtClaim": "r", "values": ["eu"], "onUnverified": "allow"}),
+            "spec.match.onUnverified",
+        ),
+        (
+            json!({"jwtClaim": "r", "values": ["eu"], "oidc": {"issuer": "i", "audience": "a", "jwksUrl": "file:///etc/passwd"}}),
+            "spec.match.oidc.jwksUrl",
+        ),
+        (
+            json!({"jwtClaim": "r", "values": ["eu"], "oidc": {"issuer": "", "audience": "a", "jwksUrl": "https://idp/jwks"}}),
+            "spec.match.oidc.issuer",
+        ),
+        (
+            json!({"header": "x", "values": ["eu"], "oidc": {"issuer": "i", "audience": "a", "jwksUrl": "https://idp/jwks"}}),
+            "spec.match",
+        ),
+    ] {
+        let r = send(&admin, Method::PUT, path, Some(&doc(m.clone())), &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{m}");
+        let p: Problem = serde_json::from_slice(&r.body).unwrap();
+        assert!(
+            p.errors.iter().any(|e| e.field.starts_with(field)),
+            "{m}: {p:?}"
+        );
+    }
+    let good = doc(
+        json!({"jwtClaim": "data_region", "values": ["eu"], "onUnverified": "unclassified",
+                          "oidc": {"issuer": "https://idp", "audience": "shop", "jwksUrl": "https://idp/jwks"}}),
+    );
+    let r = send(&admin, Method::PUT, path, Some(&good), &[]).await;
+    assert!(r.status.is_success(), "{:?}", json_of(&r));
+    let r = send(&admin, Method::GET, path, None, &[]).await;
+    let v = json_of(&r);
+    assert_eq!(v["spec"]["match"]["onUnverified"], "unclassified", "{v}");
+    assert_eq!(
+        v["spec"]["match"]["oidc"]["jwksUrl"], "https://idp/jwks",
+        "{v}"
+    );
+}

@@ -218,6 +218,7 @@ fuzz_target!(|w: World| {
                             header: (!claim).then(|| "x-data-class".into()),
                             jwt_claim: claim.then(|| "class".into()),
                             values: values.clone(),
+                            ..Default::default()
                         }),
                     allowed_jurisdictions: jurs.clone(),
                     allowed_regions: regions.clone(),

@@ -74,6 +74,7 @@ fn catalog() -> (Vec<Cluster>, Vec<ServiceExport>, Vec<ResidencyPolicy>) {
                 header: Some("x-data-residency".into()),
                 jwt_claim: None,
                 values: vec!["us".into()],
+                ..Default::default()
             }),
             allowed_jurisdictions: vec!["us".into()],
             allowed_regions: vec![],

@@ -37,6 +37,10 @@ pub struct GatewayConfig {
     /// Federated trust bundles and the catalog source.
     #[serde(default)]
     pub federation: FederationConfig,
+    /// Who is calling the egress: the address map and what an unidentified
+    /// caller gets.
+    #[serde(default)]
+    pub callers: crate::callers::CallersConfig,
     /// Local endpoints per exported service, keyed by `namespace/name`.
     #[serde(default)]
     pub local_services: BTreeMap<ServiceRef, Endpoints>,
@@ -74,6 +78,7 @@ impl GatewayConfig {
             listeners: ListenersConfig::default(),
             identity,
             federation: FederationConfig::default(),
+            callers: crate::callers::CallersConfig::default(),
             local_services: BTreeMap::new(),
             upstream: UpstreamConfig::default(),
             limits: LimitsConfig::default(),
@@ -320,6 +325,10 @@ pub struct ObservabilityConfig {
     /// W3C trace context: `start` a trace when a request comes without a
     /// `traceparent`, or only `propagate` incoming ones.
     pub trace_context: TraceContextMode,
+    /// The residency audit log (JSON lines, rotated by size, never
+    /// dropped); off when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<crate::audit::AuditConfig>,
 }
 
 /// What the gateway does with W3C `traceparent`.
@@ -339,6 +348,7 @@ impl Default for ObservabilityConfig {
             access_log: false,
             log_level: LogFilter::default(),
             trace_context: TraceContextMode::Start,
+            audit_log: None,
         }
     }
 }

@@ -35,6 +35,16 @@ pub enum Denial {
     InvalidCallerJwt,
     /// No `AccessPolicy` rule allows the caller (403).
     AccessDenied,
+    /// Neither a JWT-SVID nor the address map identifies the caller, and
+    /// `callers.unknown` is `refuse` (403).
+    UnknownCaller,
+    /// A residency policy classifies by a claim, the request presented the
+    /// token it reads but the token did not verify, and the policy says
+    /// `onUnverified: deny` (403).
+    UnverifiedToken {
+        /// The policy.
+        policy: Arc<str>,
+    },
     /// A residency policy forbids this cluster from serving the request: the
     /// destination's own check, whatever the source decided (403).
     ResidencyForbidsLocal {
@@ -73,6 +83,8 @@ impl Denial {
             | Denial::CallerTrustDomainMismatch
             | Denial::InvalidCallerJwt
             | Denial::AccessDenied
+            | Denial::UnknownCaller
+            | Denial::UnverifiedToken { .. }
             | Denial::ResidencyForbidsLocal { .. } => 403,
             Denial::Route { reason, .. } => reason.status(),
         }
@@ -90,6 +102,8 @@ impl Denial {
             Denial::CallerTrustDomainMismatch => "caller_trust_domain_mismatch",
             Denial::InvalidCallerJwt => "invalid_caller_jwt",
             Denial::AccessDenied => "access_denied",
+            Denial::UnknownCaller => "unknown_caller",
+            Denial::UnverifiedToken { .. } => "unverified_token",
             Denial::ResidencyForbidsLocal { .. } => "residency_forbids_destination",
             Denial::Route { reason, .. } => reason.as_str(),
         }
@@ -99,7 +113,9 @@ impl Denial {
     /// header: every residency denial is `residency`, so that clients need
     /// to know one word (the metric label keeps the detail).
     pub fn public_reason(&self) -> &'static str {
-        if self.is_residency() {
+        if let Denial::UnverifiedToken { .. } = self {
+            "unverified_token"
+        } else if self.is_residency() {
             "residency"
         } else {
             self.reason()
@@ -110,7 +126,7 @@ impl Denial {
     /// as a residency decision).
     pub fn is_residency(&self) -> bool {
         match self {
-            Denial::ResidencyForbidsLocal { .. } => true,
+            Denial::ResidencyForbidsLocal { .. } | Denial::UnverifiedToken { .. } => true,
             Denial::Route { reason, .. } => reason.is_residency(),
             _ => false,
         }
@@ -119,7 +135,9 @@ impl Denial {
     /// The residency policy responsible, if any.
     pub fn policy(&self) -> Option<&Arc<str>> {
         match self {
-            Denial::ResidencyForbidsLocal { policy } => Some(policy),
+            Denial::ResidencyForbidsLocal { policy } | Denial::UnverifiedToken { policy } => {
+                Some(policy)
+            }
             Denial::Route { policy, .. } => policy.as_ref(),
             _ => None,
         }
@@ -152,6 +170,13 @@ impl fmt::Display for Denial {
             }
             Denial::InvalidCallerJwt => f.write_str("caller jwt-svid rejected"),
             Denial::AccessDenied => f.write_str("no access policy allows this caller"),
+            Denial::UnknownCaller => f.write_str(
+                "the calling workload is not identified (no valid JWT-SVID, address not mapped)",
+            ),
+            Denial::UnverifiedToken { policy } => write!(
+                f,
+                "residency policy {policy} classifies by a token claim and the presented token did not verify"
+            ),
             Denial::ResidencyForbidsLocal { policy } => write!(
                 f,
                 "residency policy {policy} does not allow this cluster to serve the request"

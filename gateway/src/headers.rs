@@ -6,6 +6,9 @@ use pingora::http::RequestHeader;
 
 /// The caller JWT-SVID the source gateway adds for the destination gateway.
 pub const CALLER_JWT: HeaderName = HeaderName::from_static("x-causeway-caller-jwt");
+/// A JWT-SVID the calling workload presents to the egress (audience: the
+/// gateway's SPIFFE ID); consumed, never forwarded.
+pub const WORKLOAD_JWT: HeaderName = HeaderName::from_static("x-causeway-workload-jwt");
 /// Set by the ingress gateway for the backend: the verified SPIFFE ID of the peer gateway.
 pub const SOURCE_GATEWAY: HeaderName = HeaderName::from_static("x-causeway-source-gateway");
 /// Set by the ingress gateway for the backend: the verified calling workload.

@@ -20,7 +20,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::config::{GatewayConfig, IdentityConfig, IdentitySource};
 
-pub use jwt::CallerJwtCache;
+pub use jwt::{CallerClaims, CallerJwtCache, SVID_BOUND_KID};
 pub(crate) use resolver::SvidResolver;
 
 /// ALPN protocol ids.
@@ -371,6 +371,8 @@ fn load_bundle(path: &Path) -> Result<Bundle, IdentityError> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use base64::Engine as _;
+
     use super::*;
 
     fn cluster() -> crate::config::ClusterConfig {
@@ -397,8 +399,14 @@ mod tests {
         assert_eq!(cluster_of_gateway(&other), None);
     }
 
+    /// The caller token is signed with the gateway's X.509-SVID key, reused
+    /// while fresh, verified against the leaf the peer presented, and
+    /// carries the residency verdict; another leaf, audience or a tampered
+    /// token is refused with a typed reason.
     #[test]
-    fn authority_identity_mints_caller_jwts_that_verify_and_are_cached() {
+    fn caller_tokens_are_bound_to_the_svid_and_carry_the_verdict() {
+        use crate::routing::ResidencyVerdict;
+        use crate::tokens::TokenRejection;
         let dir = tempfile::tempdir().unwrap();
         let id = Identity::load(&config(dir.path())).unwrap();
         assert_eq!(
@@ -407,27 +415,101 @@ mod tests {
         );
         assert!(id.svid_expiry_seconds() > 0.0);
         assert!(dir.path().join("ca/bundle.json").exists());
-        let td: Arc<str> = Arc::from("eu-1.test");
-        let a = id.authority().map(|a| &**a);
-        let t1 = id.caller_jwts.token(a, &id.workload_id, &td).unwrap();
-        let t2 = id.caller_jwts.token(a, &id.workload_id, &td).unwrap();
-        assert_eq!(t1, t2, "token reused within half its lifetime");
-        let validator = causeway_trust::JwtSvidValidator::new(id.bundles.clone());
-        let who = id
-            .caller_jwts
-            .verify(&validator, t1.to_str().unwrap(), "spiffe://eu-1.test")
+        let svid = id.svid();
+        let caller = TrustDomain::new("eu-1.test")
+            .unwrap()
+            .spiffe_id("/ns/shop/sa/web")
             .unwrap();
-        assert_eq!(who, id.workload_id);
-        assert!(
-            id.caller_jwts
-                .verify(&validator, t1.to_str().unwrap(), "spiffe://other.test")
-                .is_err(),
+        let verdict = vec![ResidencyVerdict {
+            policy: "eu-only".into(),
+            jurisdictions: vec!["eu".into()],
+            regions: vec![],
+        }];
+        let t1 = id
+            .caller_jwts
+            .token(&svid, &caller, "us-1.test", &verdict)
+            .unwrap();
+        let t2 = id
+            .caller_jwts
+            .token(&svid, &caller, "us-1.test", &verdict)
+            .unwrap();
+        assert_eq!(t1, t2, "token reused within half its lifetime");
+        let t3 = id
+            .caller_jwts
+            .token(&svid, &caller, "us-1.test", &[])
+            .unwrap();
+        assert_ne!(t1, t3, "another verdict, another token");
+        let validator = causeway_trust::JwtSvidValidator::new(id.bundles.clone());
+        let leaf = svid.leaf_der().to_vec();
+        let peer = id.spiffe_id.to_string();
+        let got = id
+            .caller_jwts
+            .verify_caller(
+                &validator,
+                t1.to_str().unwrap(),
+                "spiffe://us-1.test",
+                &peer,
+                Some(&leaf),
+            )
+            .unwrap();
+        assert_eq!(got.caller, caller);
+        assert_eq!(got.residency, verdict);
+        assert_eq!(
+            id.caller_jwts.verify_caller(
+                &validator,
+                t1.to_str().unwrap(),
+                "spiffe://other.test",
+                &peer,
+                Some(&leaf)
+            ),
+            Err(TokenRejection::WrongAudience),
             "a cached token must not pass for another audience"
         );
-        assert!(
-            id.caller_jwts
-                .verify(&validator, "a.b.c", "spiffe://eu-1.test")
-                .is_err()
+        let other = Authority::new(
+            TrustDomain::new("eu-1.test").unwrap(),
+            AuthorityConfig::default(),
+        )
+        .unwrap();
+        let other_leaf = other
+            .issue_x509_svid(&gateway_id(&TrustDomain::new("eu-1.test").unwrap(), "eu-9").unwrap())
+            .unwrap();
+        assert_eq!(
+            id.caller_jwts.verify_caller(
+                &validator,
+                t1.to_str().unwrap(),
+                "spiffe://us-1.test",
+                "spiffe://eu-1.test/causeway/gateway/eu-9",
+                Some(other_leaf.leaf_der())
+            ),
+            Err(TokenRejection::BadSignature),
+            "a token replayed by another gateway does not verify"
+        );
+        let s = t3.to_str().unwrap();
+        let mut parts: Vec<&str> = s.split('.').collect();
+        let forged_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            br#"{"sub":"spiffe://eu-1.test/ns/admin/sa/root","aud":["spiffe://us-1.test"],"exp":9999999999,"iat":0}"#,
+        );
+        parts[1] = &forged_claims;
+        let forged = parts.join(".");
+        assert_eq!(
+            id.caller_jwts.verify_caller(
+                &validator,
+                &forged,
+                "spiffe://us-1.test",
+                &peer,
+                Some(&leaf)
+            ),
+            Err(TokenRejection::BadSignature)
+        );
+        assert_eq!(
+            id.caller_jwts.verify_caller(
+                &validator,
+                "a.b.c",
+                "spiffe://us-1.test",
+                &peer,
+                Some(&leaf)
+            ),
+            Err(TokenRejection::Malformed)
         );
     }
 

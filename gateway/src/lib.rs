@@ -6,7 +6,9 @@ pub mod routing;
 
 // --- proxy (owned by the proxy engineer) ---
 pub mod admin;
+pub mod audit;
 pub mod authz;
+pub mod callers;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod state;
 pub mod tcp;
+pub mod tokens;
 pub mod trace;
 pub mod upstream;
 

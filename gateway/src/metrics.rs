@@ -96,6 +96,16 @@ pub struct DenyLabels {
     pub reason: &'static str,
 }
 
+/// Labels of refused tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// `jwt_svid` (a workload's, at the egress), `oidc` or `caller_jwt`
+    /// (a peer gateway's, at the ingress).
+    pub source: &'static str,
+    /// Typed reason (`expired`, `bad_signature`, `alg_none`, ...).
+    pub reason: &'static str,
+}
+
 /// Labels of the certificate expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CertLabels {
@@ -132,6 +142,10 @@ pub struct Metrics {
     pub probe_failing: Family<TargetLabels, Gauge>,
     /// Residency-governed denials.
     pub residency_denials: Family<DenyLabels, Counter>,
+    /// Presented tokens that did not verify.
+    pub token_rejections: Family<TokenLabels, Counter>,
+    /// Audit lines that could not be written.
+    pub audit_write_errors: Counter,
     /// Requests denied for any other routing or policy reason.
     pub denials: Family<DenyLabels, Counter>,
     /// Requests refused by the local rate limit.
@@ -178,6 +192,8 @@ impl Metrics {
             ejected: Family::default(),
             probe_failing: Family::default(),
             residency_denials: Family::default(),
+            token_rejections: Family::default(),
+            audit_write_errors: Counter::default(),
             denials: Family::default(),
             rate_limited: Family::default(),
             rollbacks: Family::default(),
@@ -245,6 +261,16 @@ impl Metrics {
             "residency_denials",
             "Requests refused because residency left no allowed healthy cluster",
             Described(m.residency_denials.clone()),
+        );
+        r.register(
+            "token_rejections",
+            "Presented tokens (workload JWT-SVIDs, OIDC tokens, caller tokens) that did not verify",
+            Described(m.token_rejections.clone()),
+        );
+        r.register(
+            "audit_write_errors",
+            "Residency audit lines that could not be written",
+            Described(m.audit_write_errors.clone()),
         );
         r.register(
             "denials",

@@ -85,6 +85,9 @@ pub(crate) async fn deny(
     common.status = denial.status();
     common.reason = Some(denial.reason().to_owned());
     common.policy = denial.policy().cloned();
+    if denial.is_residency() {
+        audit(shared, common, "denied", Some(denial.reason()));
+    }
     let detail = denial.to_string();
     let type_ = denial.problem_type();
     let problem = respond::Problem {
@@ -96,6 +99,44 @@ pub(crate) async fn deny(
         policy: denial.policy().map(|p| &**p),
     };
     respond::respond_problem(session, &problem, None).await
+}
+
+/// Writes the residency audit line of a request: `denied` or `served`.
+pub(crate) fn audit(
+    shared: &Shared,
+    common: &mut Common,
+    event: &'static str,
+    reason: Option<&str>,
+) {
+    if shared.audit.is_none() || common.audited {
+        return;
+    }
+    common.audited = true;
+    let mut policies: Vec<&str> = common.residency.iter().map(|v| v.policy.as_str()).collect();
+    if let Some(p) = &common.policy
+        && !policies.contains(&&**p)
+    {
+        policies.push(p);
+    }
+    let service = common.service_ref.as_ref().map_or("", |k| k.as_str());
+    let trace_id = common.trace.as_ref().map(|t| t.trace_id_hex());
+    shared.audit(&crate::audit::AuditRecord {
+        time: crate::audit::now_rfc3339(),
+        event,
+        listener: if common.source_cluster.0.as_ref() == shared.cluster_label.0.as_ref() {
+            "egress"
+        } else {
+            "ingress"
+        },
+        cluster: shared.config.cluster.id.as_str(),
+        service,
+        policies,
+        destination: common.destination.as_deref(),
+        caller: common.caller.as_deref(),
+        status: common.status,
+        reason,
+        trace_id: trace_id.as_deref(),
+    });
 }
 
 /// Cuts off a request whose body is still arriving `limit` after the

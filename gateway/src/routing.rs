@@ -26,6 +26,7 @@ pub use explain::{
 pub use health::{AllHealthy, HealthView, TargetHealth};
 pub use host::{CLUSTERSET_SUFFIX, HostError, HostRef, parse_host};
 pub use request::{ClaimSource, HeaderSource, Headers, NoHeaders, RouteRequest, ServiceTarget};
+pub use residency::ResidencyVerdict;
 pub use snapshot::{CatalogView, LocalCluster, RoutingSnapshot};
 
 #[cfg(test)]

@@ -162,6 +162,13 @@ pub struct Shared {
     pub jwt_validator: JwtSvidValidator,
     /// This trust domain's SPIFFE ID string (the audience of caller JWT-SVIDs sent to us).
     pub jwt_audience: String,
+    /// This gateway's SPIFFE ID string: the audience of JWT-SVIDs its
+    /// workloads present to the egress.
+    pub egress_audience: String,
+    /// Keys of the OIDC issuers residency policies trust.
+    pub jwks: crate::tokens::JwksCache,
+    /// The residency audit log, when configured.
+    pub audit: Option<crate::audit::AuditLog>,
     /// Health of targets (outlier detection, breakers, probes, rate limits).
     pub health: HealthRegistry,
     /// East-west connectors per remote cluster.
@@ -195,6 +202,13 @@ impl Shared {
         let identity = Arc::new(identity);
         let jwt_validator = JwtSvidValidator::new(identity.bundles.clone());
         let jwt_audience = identity.trust_domain.id().to_string();
+        let egress_audience = identity.spiffe_id.to_string();
+        let audit = config
+            .observability
+            .audit_log
+            .clone()
+            .map(crate::audit::AuditLog::open)
+            .transpose()?;
         let health = HealthRegistry::new(&config, metrics.clone());
         let services = health.sync_targets(&catalog);
         let remotes = RemoteConnectors::new(identity.clone(), config.upstream.clone())?;
@@ -212,6 +226,9 @@ impl Shared {
             identity,
             jwt_validator,
             jwt_audience,
+            egress_audience,
+            jwks: crate::tokens::JwksCache::new(),
+            audit,
             health,
             remotes,
             ready: AtomicBool::new(false),
@@ -257,6 +274,30 @@ impl Shared {
     /// The current catalog revision's state.
     pub fn catalog(&self) -> Arc<CatalogState> {
         self.state.load().catalog.clone()
+    }
+
+    /// Writes one residency audit record, if the audit log is on; a line
+    /// that cannot be written is counted and logged with its content.
+    pub fn audit(&self, rec: &crate::audit::AuditRecord<'_>) {
+        let Some(log) = &self.audit else {
+            return;
+        };
+        if let Err(e) = log.record(rec) {
+            self.metrics.audit_write_errors.inc();
+            tracing::error!(error = %e, record = ?rec, "residency audit line not written");
+        }
+    }
+
+    /// Counts and logs a refused token.
+    pub fn token_rejected(&self, source: &'static str, reason: crate::tokens::TokenRejection) {
+        self.metrics
+            .token_rejections
+            .get_or_create(&crate::metrics::TokenLabels {
+                source,
+                reason: reason.as_str(),
+            })
+            .inc();
+        tracing::info!(source, reason = reason.as_str(), "token refused");
     }
 
     /// Replaces the local endpoints from discovery (ready and draining); the

@@ -229,6 +229,7 @@ fn build(w: &World) -> Built {
                         header: Some("x-r".into()),
                         jwt_claim: None,
                         values: value_list(v),
+                        ..Default::default()
                     }),
                     allowed_jurisdictions: jur_list(p.jurs),
                     allowed_regions: region_list(p.regions),

@@ -8,7 +8,9 @@ mod traffic;
 
 pub use access::{AccessPolicy, AccessPolicySpec, AccessRule, Caller};
 pub use export_policy::{ExportPolicy, ExportPolicySpec, export_allowed};
-pub use residency::{RequestClassification, ResidencyPolicy, ResidencyPolicySpec};
+pub use residency::{
+    OidcIssuer, OnUnverified, RequestClassification, ResidencyPolicy, ResidencyPolicySpec,
+};
 pub use selector::{NamespacePattern, ServicePattern, ServiceSelector};
 pub use traffic::{
     CircuitBreaker, OutlierDetection, Percent, RateLimit, Ratio, RetryPolicy, RollbackGuard,

@@ -335,6 +335,7 @@ fn selectors_and_policy_semantics() {
             header: Some("x-residency".into()),
             jwt_claim: None,
             values: vec!["eu".into()],
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -538,5 +539,59 @@ fn relative_keys_parse_back_to_their_object() {
     ] {
         let obj = parse_relative_key(key).unwrap();
         assert_eq!(relative_key(&obj), key);
+    }
+}
+
+/// A claim classification names its OIDC issuer completely and says what an
+/// unverifiable token does; every mistake is refused with its field path.
+#[test]
+fn residency_claim_classification_is_checked_with_field_paths() {
+    let doc = |m: serde_json::Value| {
+        json!({"apiVersion": "causeway.dev/v1", "kind": "ResidencyPolicy", "metadata": {"name": "eu"},
+               "spec": {"allowedJurisdictions": ["eu"], "match": m}})
+    };
+    let ok = decode_value::<ResidencyPolicy>(doc(json!({
+        "jwtClaim": "data_region", "values": ["eu"], "onUnverified": "unclassified",
+        "oidc": {"issuer": "https://idp.example", "audience": "shop", "jwksUrl": "https://idp.example/jwks"}
+    })))
+    .unwrap();
+    let m = ok.spec.match_.unwrap();
+    assert_eq!(m.on_unverified, OnUnverified::Unclassified);
+    assert_eq!(m.oidc.unwrap().jwks_url, "https://idp.example/jwks");
+    let default =
+        decode_value::<ResidencyPolicy>(doc(json!({"jwtClaim": "data_region", "values": ["eu"]})))
+            .unwrap();
+    assert_eq!(
+        default.spec.match_.unwrap().on_unverified,
+        OnUnverified::Deny,
+        "an unverifiable token is refused unless said otherwise"
+    );
+    for (m, path) in [
+        (
+            json!({"jwtClaim": "r", "values": ["eu"], "onUnverified": "allow"}),
+            "spec.match.onUnverified",
+        ),
+        (
+            json!({"jwtClaim": "r", "values": [], "oidc": {"issuer": "i", "audience": "a", "jwksUrl": "ftp://x"}}),
+            "spec.match.oidc.jwksUrl",
+        ),
+        (
+            json!({"jwtClaim": "r", "values": [], "oidc": {"issuer": " ", "audience": "a", "jwksUrl": "http://x"}}),
+            "spec.match.oidc.issuer",
+        ),
+        (
+            json!({"jwtClaim": "r", "values": [], "oidc": {"issuer": "i", "jwksUrl": "http://x"}}),
+            "spec.match.oidc",
+        ),
+        (
+            json!({"header": "h", "values": [], "oidc": {"issuer": "i", "audience": "a", "jwksUrl": "http://x"}}),
+            "spec.match",
+        ),
+        (json!({"values": ["eu"]}), "spec.match"),
+    ] {
+        let e = decode_value::<ResidencyPolicy>(doc(m.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(path), "{m}: {e}");
     }
 }

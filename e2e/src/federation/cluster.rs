@@ -46,6 +46,8 @@ pub struct ClusterDef {
     pub ca_rotation: Option<(Duration, Duration)>,
     /// Imported TCP services (`namespace/name`) given a local egress port each.
     pub tcp_imports: Vec<String>,
+    /// The gateway's `callers` section (who is calling its egress).
+    pub callers: causeway_gateway::callers::CallersConfig,
 }
 
 impl ClusterDef {
@@ -60,7 +62,14 @@ impl ClusterDef {
             svid_ttl: None,
             ca_rotation: None,
             tcp_imports: Vec::new(),
+            callers: causeway_gateway::callers::CallersConfig::default(),
         }
+    }
+
+    /// Sets the gateway's `callers` section.
+    pub fn callers(mut self, callers: causeway_gateway::callers::CallersConfig) -> Self {
+        self.callers = callers;
+        self
     }
 
     /// Runs and exports `service` (`namespace/name`) with weight 100.
@@ -168,6 +177,12 @@ impl ClusterDef {
         c.upstream.request_timeout = Duration::from_secs(5);
         c.upstream.probe_interval = t.probe_interval;
         c.observability.access_log = true;
+        c.observability.audit_log = Some(causeway_gateway::audit::AuditConfig {
+            path: dir.join("audit.log"),
+            max_bytes: 16 * 1024 * 1024,
+            keep: 2,
+        });
+        c.callers = self.callers.clone();
         c.observability.log_level = "warn".parse().expect("a valid filter");
         c.threads = 1;
         c

@@ -18,6 +18,7 @@ fn policy(name: &str, service: &str, header: Option<&str>) -> ResidencyPolicy {
                 header: Some(h.to_owned()),
                 jwt_claim: None,
                 values: vec!["eu".into()],
+                ..Default::default()
             }),
             allowed_jurisdictions: vec!["eu".into()],
             allowed_regions: vec![],

@@ -111,6 +111,25 @@ impl GatewayConfig {
                 &format!("{w} is not in this cluster's trust domain {td}"),
             );
         }
+        if let Some(e) = self
+            .callers
+            .by_address
+            .iter()
+            .find(|e| e.spiffe_id.trust_domain() != td)
+        {
+            return invalid(
+                "callers.byAddress",
+                &format!("{} is not in this cluster's trust domain {td}", e.spiffe_id),
+            );
+        }
+        if self
+            .observability
+            .audit_log
+            .as_ref()
+            .is_some_and(|a| a.max_bytes < 4096)
+        {
+            return invalid("observability.auditLog.maxBytes", "must be at least 4096");
+        }
         let l = &self.listeners;
         let clash = |a: SocketAddr, b: SocketAddr| a == b && a.port() != 0;
         if clash(l.egress, l.ingress) || clash(l.egress, l.admin) || clash(l.ingress, l.admin) {

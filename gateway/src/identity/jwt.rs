@@ -1,29 +1,75 @@
-//! Caller JWT-SVIDs: minted by the source gateway once per destination trust
-//! domain and reused until half their lifetime, validated by the destination
-//! gateway against the bundle of the caller's trust domain (with a small
-//! cache so that a pooled connection does not pay a signature check per
-//! request).
+//! Caller tokens: the source gateway states the calling workload and the
+//! residency verdict for the destination gateway in a short JWT, minted per
+//! caller, destination trust domain and verdict, reused until half its
+//! lifetime. It is signed with the source gateway's X.509-SVID key (ES256;
+//! `kid` [`SVID_BOUND_KID`]), so it needs no JWT authority and works in every
+//! identity mode: the destination verifies it with the public key of the
+//! certificate the peer presented in the mTLS handshake, which also binds
+//! the token to that peer. Tokens signed by a JWT authority of the caller's
+//! trust domain bundle (older gateways) still verify against the bundle.
+//! Verified tokens are cached so that a pooled connection does not pay a
+//! signature check per request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use causeway_trust::jwt::JwtSvidValidator;
-use causeway_trust::{Authority, SpiffeId};
+use causeway_trust::{SpiffeId, X509Svid};
 use http::HeaderValue;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::routing::ResidencyVerdict;
+use crate::tokens::TokenRejection;
 
 const MAX_VERIFIED: usize = 4096;
+const MAX_MINTED: usize = 4096;
 
-/// A verified token: its subject, the audience it was checked for, and
-/// until when the result may be reused.
-type Verified = (SpiffeId, Box<str>, Instant);
+/// The `kid` of a caller token signed with the source gateway's X.509-SVID
+/// key.
+pub const SVID_BOUND_KID: &str = "causeway-x509-svid";
 
-/// Minted tokens by audience, and verified tokens by value.
+/// A verified caller token: who called and under which residency verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerClaims {
+    /// The calling workload.
+    pub caller: SpiffeId,
+    /// The residency policies that governed the request at the source,
+    /// with what each allows; empty when none did.
+    pub residency: Vec<ResidencyVerdict>,
+}
+
+/// A verified token: its claims, the audience and peer it was checked for,
+/// and until when the result may be reused.
+type Verified = (CallerClaims, Box<str>, Instant);
+
+/// A verified token's cache key: the token and the peer that sent it.
+type VerifiedKey = (Box<str>, Box<str>);
+
+#[derive(Serialize, Deserialize)]
+struct TokenClaims {
+    sub: String,
+    aud: Vec<String>,
+    exp: i64,
+    iat: i64,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        rename = "causeway_residency"
+    )]
+    residency: Vec<ResidencyVerdict>,
+}
+
+/// Minted tokens by caller, audience and verdict; verified tokens by value
+/// and peer.
 #[derive(Debug)]
 pub struct CallerJwtCache {
     ttl: Duration,
-    minted: Mutex<HashMap<Arc<str>, (HeaderValue, Instant)>>,
-    verified: Mutex<HashMap<Box<str>, Verified>>,
+    minted: Mutex<HashMap<String, (HeaderValue, Instant)>>,
+    verified: Mutex<HashMap<VerifiedKey, Verified>>,
 }
 
 impl CallerJwtCache {
@@ -36,58 +82,106 @@ impl CallerJwtCache {
         }
     }
 
-    /// A token stating `workload` for the destination trust domain
-    /// `trust_domain` (audience `spiffe://<trust_domain>`), minted by
-    /// `authority` or reused from the cache. `None` without an authority or
-    /// on failure.
+    /// A token stating `caller` and `residency` for the destination trust
+    /// domain `trust_domain` (audience `spiffe://<trust_domain>`), signed
+    /// with `svid`'s key or reused from the cache. `None` when the key
+    /// cannot sign ES256 (only EC P-256 SVID keys can).
     pub fn token(
         &self,
-        authority: Option<&Authority>,
-        workload: &SpiffeId,
-        trust_domain: &Arc<str>,
+        svid: &X509Svid,
+        caller: &SpiffeId,
+        trust_domain: &str,
+        residency: &[ResidencyVerdict],
     ) -> Option<HeaderValue> {
         let now = Instant::now();
+        let verdict = serde_json::to_string(residency).unwrap_or_default();
+        let key = format!(
+            "{caller} {trust_domain} {} {verdict}",
+            svid.not_before().unix_timestamp()
+        );
         if let Ok(m) = self.minted.lock()
-            && let Some((v, refresh_at)) = m.get(trust_domain)
+            && let Some((v, refresh_at)) = m.get(&key)
             && now < *refresh_at
         {
             return Some(v.clone());
         }
-        let authority = authority?;
-        let audience = format!("spiffe://{trust_domain}");
-        let svid = authority
-            .issue_jwt_svid_with_ttl(workload, &[audience.as_str()], self.ttl)
-            .map_err(|e| tracing::warn!(error = %e, "cannot mint caller jwt-svid"))
+        let iat = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = TokenClaims {
+            sub: caller.to_string(),
+            aud: vec![format!("spiffe://{trust_domain}")],
+            exp: iat + i64::try_from(self.ttl.as_secs()).unwrap_or(300),
+            iat,
+            residency: residency.to_vec(),
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(SVID_BOUND_KID.to_owned());
+        let der = svid.private_key_der();
+        let signing = EncodingKey::from_ec_der(der.secret_der());
+        let token = jsonwebtoken::encode(&header, &claims, &signing)
+            .map_err(|e| tracing::warn!(error = %e, "cannot sign caller token with the svid key"))
             .ok()?;
-        let value = HeaderValue::from_str(svid.token()).ok()?;
+        let value = HeaderValue::from_str(&token).ok()?;
         if let Ok(mut m) = self.minted.lock() {
-            m.insert(trust_domain.clone(), (value.clone(), now + self.ttl / 2));
+            if m.len() >= MAX_MINTED {
+                m.retain(|_, (_, until)| now < *until);
+                if m.len() >= MAX_MINTED {
+                    m.clear();
+                }
+            }
+            m.insert(key, (value.clone(), now + self.ttl / 2));
         }
         Some(value)
     }
 
-    /// Validates `token` for `audience`; the SPIFFE ID it states.
-    pub fn verify(
+    /// Verifies a caller token sent by the peer gateway `peer` whose
+    /// handshake presented `peer_leaf` (DER), for `audience`: signed with the
+    /// leaf's key ([`SVID_BOUND_KID`]) or, otherwise, by a JWT authority of
+    /// the subject's trust domain bundle.
+    pub fn verify_caller(
         &self,
         validator: &JwtSvidValidator,
         token: &str,
         audience: &str,
-    ) -> Result<SpiffeId, String> {
+        peer: &str,
+        peer_leaf: Option<&[u8]>,
+    ) -> Result<CallerClaims, TokenRejection> {
         let now = Instant::now();
+        let cache_key = (Box::<str>::from(token), Box::<str>::from(peer));
         if let Ok(m) = self.verified.lock()
-            && let Some((id, aud, until)) = m.get(token)
+            && let Some((claims, aud, until)) = m.get(&cache_key)
             && now < *until
             && &**aud == audience
         {
-            return Ok(id.clone());
+            return Ok(claims.clone());
         }
-        let claims = validator
-            .validate(token, audience)
-            .map_err(|e| e.to_string())?;
-        let remaining = claims.expiry - time::OffsetDateTime::now_utc();
-        let keep = Duration::try_from(remaining)
-            .unwrap_or_default()
-            .min(self.ttl);
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenRejection::Malformed)?
+            .kid;
+        let (claims, expiry) = if kid.as_deref() == Some(SVID_BOUND_KID) {
+            verify_svid_bound(
+                token,
+                audience,
+                peer_leaf.ok_or(TokenRejection::UnknownKey)?,
+            )?
+        } else {
+            let c = validator
+                .validate(token, audience)
+                .map_err(|e| TokenRejection::from(&e))?;
+            let residency = c
+                .raw
+                .get("causeway_residency")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            (
+                CallerClaims {
+                    caller: c.spiffe_id,
+                    residency,
+                },
+                c.expiry.unix_timestamp(),
+            )
+        };
+        let remaining = expiry - time::OffsetDateTime::now_utc().unix_timestamp();
+        let keep = Duration::from_secs(u64::try_from(remaining).unwrap_or(0)).min(self.ttl);
         if let Ok(mut m) = self.verified.lock() {
             if m.len() >= MAX_VERIFIED {
                 m.retain(|_, (_, _, until)| now < *until);
@@ -95,11 +189,57 @@ impl CallerJwtCache {
                     m.clear();
                 }
             }
-            m.insert(
-                token.into(),
-                (claims.spiffe_id.clone(), audience.into(), now + keep),
-            );
+            m.insert(cache_key, (claims.clone(), audience.into(), now + keep));
         }
-        Ok(claims.spiffe_id)
+        Ok(claims)
     }
+}
+
+/// Verifies a token signed with the key of the certificate `leaf` (an EC
+/// P-256 X.509-SVID): ES256 only, the audience, `exp` (30 s leeway).
+fn verify_svid_bound(
+    token: &str,
+    audience: &str,
+    leaf: &[u8],
+) -> Result<(CallerClaims, i64), TokenRejection> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
+    if header.alg != Algorithm::ES256 {
+        return Err(TokenRejection::AlgorithmMismatch);
+    }
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(leaf).map_err(|_| TokenRejection::UnknownKey)?;
+    let point = &cert.tbs_certificate.subject_pki.subject_public_key.data;
+    // An uncompressed P-256 point: 0x04 || x (32) || y (32).
+    if point.len() != 65 || point[0] != 4 {
+        return Err(TokenRejection::UnknownKey);
+    }
+    let key = DecodingKey::from_ec_components(
+        &URL_SAFE_NO_PAD.encode(&point[1..33]),
+        &URL_SAFE_NO_PAD.encode(&point[33..]),
+    )
+    .map_err(|_| TokenRejection::UnknownKey)?;
+    let mut v = Validation::new(Algorithm::ES256);
+    v.leeway = 30;
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<TokenClaims>(token, &key, &v).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::InvalidSignature => TokenRejection::BadSignature,
+            K::ExpiredSignature => TokenRejection::Expired,
+            K::ImmatureSignature => TokenRejection::NotYetValid,
+            K::InvalidAudience => TokenRejection::WrongAudience,
+            K::MissingRequiredClaim(_) => TokenRejection::MissingClaim,
+            K::InvalidAlgorithm => TokenRejection::AlgorithmMismatch,
+            _ => TokenRejection::Malformed,
+        }
+    })?;
+    let caller = SpiffeId::new(&data.claims.sub).map_err(|_| TokenRejection::Malformed)?;
+    Ok((
+        CallerClaims {
+            caller,
+            residency: data.claims.residency,
+        },
+        data.claims.exp,
+    ))
 }

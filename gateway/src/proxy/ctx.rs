@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::callers::VerifiedClaims;
 use crate::health::ServiceHealth;
 use crate::metrics::Label;
 use crate::resilience::BreakerPermit;
-use crate::routing::{Target, Tier};
+use crate::routing::{ResidencyVerdict, Target, Tier};
 use crate::state::GatewayState;
 use crate::trace::TraceContext;
 
@@ -83,6 +84,13 @@ pub struct Common {
     pub status: u16,
     /// Whether the upstream answered (response header received).
     pub responded: bool,
+    /// The calling workload, as established (egress) or verified (ingress).
+    pub caller: Option<Arc<str>>,
+    /// Every residency policy that governed the request, with what it
+    /// allows (the verdict the egress signs for the destination).
+    pub residency: Vec<ResidencyVerdict>,
+    /// Whether an audit line was already written (a residency denial).
+    pub audited: bool,
 }
 
 impl Common {
@@ -104,6 +112,9 @@ impl Common {
             h2: false,
             status: 0,
             responded: false,
+            caller: None,
+            residency: Vec::new(),
+            audited: false,
         }
     }
 
@@ -132,6 +143,13 @@ pub struct EgressCtx {
     pub local_failures: u32,
     /// Circuit-breaker permit held while the request is in flight.
     pub permit: Option<BreakerPermit>,
+    /// The claims of the tokens that verified (residency classification).
+    pub claims: Arc<VerifiedClaims>,
+    /// The calling workload's SPIFFE ID, stated in the caller token.
+    pub caller_id: Option<causeway_trust::SpiffeId>,
+    /// The `Authorization` header held a JWT-SVID for this gateway: it is
+    /// not forwarded.
+    pub consumed_authorization: bool,
 }
 
 impl EgressCtx {
@@ -145,6 +163,9 @@ impl EgressCtx {
             tried: Vec::new(),
             local_failures: 0,
             permit: None,
+            claims: Arc::default(),
+            caller_id: None,
+            consumed_authorization: false,
         }
     }
 }

@@ -17,12 +17,14 @@ use super::{
     AccessLog, Common, EgressCtx, ServiceKey, deny, record_metrics, refuse_malformed, request_host,
     respond_rate_limited,
 };
+use crate::callers::{CallerSource, UnknownCaller, VerifiedClaims};
 use crate::denial::Denial;
-use crate::headers::{CALLER_JWT, strip_identity_headers};
+use crate::headers::{CALLER_JWT, WORKLOAD_JWT, strip_identity_headers};
 use crate::metrics::{Label, ServiceLabels, TargetLabels};
 use crate::resilience::{BreakerLimit, TryOutcome};
 use crate::routing::{Decision, RouteRequest, decide, parse_host};
 use crate::state::{GatewayState, Shared};
+use crate::tokens::{looks_like_svid, verify_workload_svid};
 
 /// The egress proxy application.
 pub struct Egress {
@@ -49,12 +51,56 @@ impl Egress {
         {
             c.service_ref = Some(ServiceKey::new(&h.namespace, &h.name, h.port));
         }
-        let decision =
-            self.decide_excluding_tried(session, &c.state, host, &ctx.tried, rand::random());
+        let refusal = c.service_ref.as_ref().and_then(|k| {
+            let req = RouteRequest::host(host)
+                .with_headers(&session.req_header().headers)
+                .with_claims(&*ctx.claims);
+            c.state
+                .catalog
+                .routing
+                .unverified_refusal(k.namespace(), k.name(), &req)
+        });
+        if let Some(policy) = refusal {
+            if c.service.is_none()
+                && let Some(k) = &c.service_ref
+            {
+                c.service = c.state.service(k.as_str()).cloned();
+            }
+            deny(
+                &self.shared,
+                session,
+                c,
+                &Denial::UnverifiedToken { policy },
+            )
+            .await?;
+            return Ok(true);
+        }
+        let decision = self.decide_excluding_tried(
+            session,
+            &c.state,
+            host,
+            &ctx.tried,
+            &ctx.claims,
+            rand::random(),
+        );
         if c.service.is_none()
             && let Some(k) = &c.service_ref
         {
             c.service = c.state.service(k.as_str()).cloned();
+        }
+        let governed = match &decision {
+            Decision::Deny(d) => d.reason.is_residency(),
+            Decision::Route(r) => r.reason.residency_governed(),
+        };
+        if governed && let Some(k) = &c.service_ref {
+            let req = RouteRequest::host(host)
+                .with_headers(&session.req_header().headers)
+                .with_claims(&*ctx.claims);
+            c.residency = c
+                .state
+                .catalog
+                .routing
+                .residency_verdict(k.namespace(), k.name(), &req);
         }
         match decision {
             Decision::Deny(d) => {
@@ -79,6 +125,103 @@ impl Egress {
 }
 
 impl Egress {
+    /// Establishes who is calling and which claims the request may be
+    /// classified by: a JWT-SVID the workload presents (`x-causeway-workload-jwt`,
+    /// or `Authorization: Bearer` whose subject is a SPIFFE ID), verified
+    /// against this trust domain's bundle for this gateway's SPIFFE ID; an
+    /// OIDC bearer token of an issuer a residency policy trusts; then the
+    /// source address in `callers.byAddress`; then `callers.unknown`.
+    /// Answers (403) and returns `Ok(true)` when the caller is refused.
+    async fn identify(&self, session: &mut Session, ctx: &mut EgressCtx) -> pingora::Result<bool> {
+        let headers = &session.req_header().headers;
+        let bearer = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let workload = headers.get(WORKLOAD_JWT).and_then(|v| v.to_str().ok());
+        let (svid_token, oidc_token) = match (workload, bearer) {
+            (Some(w), b) => (Some(w), b),
+            (None, Some(b)) if looks_like_svid(b) => {
+                ctx.consumed_authorization = true;
+                (Some(b), None)
+            }
+            (None, b) => (None, b),
+        };
+        let mut claims = VerifiedClaims::default();
+        let mut source = None;
+        let id = &self.shared.identity;
+        if let Some(t) = svid_token {
+            match verify_workload_svid(
+                &self.shared.jwt_validator,
+                t,
+                &self.shared.egress_audience,
+                &id.trust_domain,
+            ) {
+                Ok(c) => {
+                    ctx.caller_id = Some(c.spiffe_id);
+                    source = Some(CallerSource::JwtSvid);
+                    claims.svid = Some(c.raw);
+                }
+                Err(r) => {
+                    self.shared.token_rejected("jwt_svid", r);
+                    claims.svid_rejected = Some(r);
+                }
+            }
+        }
+        if let Some(t) = oidc_token {
+            let issuers = ctx.common.state.catalog.routing.oidc_issuers();
+            if !issuers.is_empty() {
+                match self.shared.jwks.verify(t, &issuers).await {
+                    Ok((issuer, c)) => claims.oidc = Some((issuer.issuer.clone(), c)),
+                    Err(r) => {
+                        self.shared.token_rejected("oidc", r);
+                        claims.oidc_rejected = Some(r);
+                    }
+                }
+            }
+        }
+        if ctx.caller_id.is_none()
+            && let Some(ip) = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip())
+            && let Some(w) = self.shared.config.callers.by_address(ip)
+        {
+            ctx.caller_id = Some(w.clone());
+            source = Some(CallerSource::Address);
+        }
+        if ctx.caller_id.is_none() {
+            match self.shared.config.callers.unknown {
+                UnknownCaller::Default => {
+                    ctx.caller_id = Some(id.workload_id.clone());
+                    source = Some(CallerSource::Default);
+                }
+                UnknownCaller::Refuse => {
+                    ctx.claims = Arc::new(claims);
+                    deny(
+                        &self.shared,
+                        session,
+                        &mut ctx.common,
+                        &Denial::UnknownCaller,
+                    )
+                    .await?;
+                    return Ok(true);
+                }
+            }
+        }
+        if let (Some(c), Some(s)) = (&ctx.caller_id, source) {
+            ctx.common.caller = Some(Arc::from(c.to_string()));
+            tracing::debug!(caller = %c, source = s.as_str(), "caller identified");
+        }
+        ctx.claims = Arc::new(claims);
+        Ok(false)
+    }
+
     /// Feeds a failed try to outlier detection (once per try) and excludes
     /// the cluster from the next decision.
     fn failed_try(&self, ctx: &mut EgressCtx) {
@@ -111,7 +254,14 @@ impl Egress {
     fn can_reroute(&self, session: &Session, ctx: &EgressCtx) -> bool {
         request_host(session).is_some_and(|host| {
             matches!(
-                self.decide_excluding_tried(session, &ctx.common.state, host, &ctx.tried, 0),
+                self.decide_excluding_tried(
+                    session,
+                    &ctx.common.state,
+                    host,
+                    &ctx.tried,
+                    &ctx.claims,
+                    0
+                ),
                 Decision::Route(_)
             )
         })
@@ -125,11 +275,13 @@ impl Egress {
         state: &GatewayState,
         host: &str,
         tried: &[Arc<str>],
+        claims: &VerifiedClaims,
         random: u64,
     ) -> Decision {
         let tried: Vec<&str> = tried.iter().map(|c| &**c).collect();
         let req = RouteRequest::host(host)
             .with_headers(&session.req_header().headers)
+            .with_claims(claims)
             .with_random(random)
             .with_exclude(&tried);
         decide(&state.catalog.routing, &self.shared.health, &req)
@@ -204,6 +356,9 @@ impl ProxyHttp for Egress {
         ctx: &mut EgressCtx,
     ) -> pingora::Result<bool> {
         if refuse_malformed(&self.shared, session).await? {
+            return Ok(true);
+        }
+        if self.identify(session, ctx).await? {
             return Ok(true);
         }
         if self.route(session, ctx).await? {
@@ -302,14 +457,19 @@ impl ProxyHttp for Egress {
         ctx: &mut EgressCtx,
     ) -> pingora::Result<()> {
         strip_identity_headers(upstream);
+        if ctx.consumed_authorization {
+            upstream.remove_header(&http::header::AUTHORIZATION);
+        }
         super::forward_trace(&self.shared, session, upstream, &mut ctx.common)?;
         let id = &self.shared.identity;
         if !ctx.local
             && let Some(target) = &ctx.route_target
+            && let Some(caller) = &ctx.caller_id
             && let Some(jwt) = id.caller_jwts.token(
-                id.authority().map(|a| &**a),
-                &id.workload_id,
+                &id.svid(),
+                caller,
                 &target.trust_domain,
+                &ctx.common.residency,
             )
         {
             upstream.insert_header(CALLER_JWT, jwt)?;
@@ -416,8 +576,13 @@ impl ProxyHttp for Egress {
                 .map_or(if e.is_some() { 502 } else { 0 }, |r| r.status.as_u16());
         }
         record_metrics(&self.shared, "egress", c);
+        let caller = c.caller.clone();
+        if !c.residency.is_empty() && !c.audited {
+            super::audit(&self.shared, c, "served", None);
+        }
         let extra = Extra {
             tier: ctx.tier.as_ref().map(|t| t.as_str()),
+            caller: caller.as_deref(),
             ..Extra::default()
         };
         log_request(&self.log, "egress", session, c, extra, e);

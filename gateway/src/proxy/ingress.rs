@@ -25,6 +25,7 @@ use crate::denial::Denial;
 use crate::headers::{
     CALLER_JWT, PROBE_HOST, SOURCE_CLUSTER, SOURCE_GATEWAY, SOURCE_WORKLOAD, strip_identity_headers,
 };
+use crate::identity::CallerClaims;
 use crate::metrics::Label;
 use crate::routing::{Headers, parse_host};
 use crate::state::Shared;
@@ -40,6 +41,8 @@ pub struct PeerIdentity {
     /// The SNI the peer sent (`tcp-<port>.<name>.<ns>.causeway.internal`
     /// selects a TCP tunnel instead of HTTP).
     pub sni: Option<Box<str>>,
+    /// The peer's leaf certificate (DER): caller tokens are signed with its key.
+    pub leaf: Option<Box<[u8]>>,
 }
 
 /// Reads the verified peer SPIFFE ID after the handshake.
@@ -56,8 +59,18 @@ impl TlsAccept for PeerIdentityCallback {
         let id = peer_spiffe_id(certs).ok()?;
         let id_str = Arc::from(id.to_string());
         let sni = tls.server_name().map(Box::from);
-        Some(Arc::new(PeerIdentity { id, id_str, sni }))
+        let leaf = certs.first().map(|c| Box::from(c.as_ref()));
+        Some(Arc::new(PeerIdentity {
+            id,
+            id_str,
+            sni,
+            leaf,
+        }))
     }
+}
+
+fn peer_str_of(ctx: &IngressCtx) -> Arc<str> {
+    ctx.peer.clone().unwrap_or_else(|| Arc::from(""))
 }
 
 /// The ingress proxy application.
@@ -72,21 +85,35 @@ impl Ingress {
         Self { shared, log }
     }
 
-    /// Verifies the caller JWT-SVID, if the peer sent one: against the
-    /// bundle of the trust domain it names (the authorization then requires
-    /// that trust domain to be the peer's).
-    fn caller(&self, session: &Session, peer: &SpiffeId) -> Result<Option<SpiffeId>, Denial> {
+    /// Verifies the caller token, if the peer sent one: signed with the key
+    /// of the certificate the peer presented (or by a JWT authority of the
+    /// caller's trust domain), for this trust domain. The authorization then
+    /// requires the caller's trust domain to be the peer's.
+    fn caller(
+        &self,
+        session: &Session,
+        peer: &SpiffeId,
+        peer_str: &str,
+    ) -> Result<Option<CallerClaims>, Denial> {
         let Some(v) = session.req_header().headers.get(CALLER_JWT) else {
             return Ok(None);
         };
         let token = v.to_str().unwrap_or_default();
+        let leaf = peer_leaf(session);
         self.shared
             .identity
             .caller_jwts
-            .verify(&self.shared.jwt_validator, token, &self.shared.jwt_audience)
+            .verify_caller(
+                &self.shared.jwt_validator,
+                token,
+                &self.shared.jwt_audience,
+                peer_str,
+                leaf.as_deref(),
+            )
             .map(Some)
-            .map_err(|e| {
-                tracing::info!(peer = %peer, error = %e, "caller jwt-svid rejected");
+            .map_err(|r| {
+                self.shared.token_rejected("caller_jwt", r);
+                tracing::info!(peer = %peer, reason = r.as_str(), "caller token rejected");
                 Denial::InvalidCallerJwt
             })
     }
@@ -116,6 +143,12 @@ impl Ingress {
             .await?;
         Ok(())
     }
+}
+
+fn peer_leaf(session: &Session) -> Option<Box<[u8]>> {
+    let digest = session.digest()?;
+    let ssl = digest.ssl_digest.as_ref()?;
+    ssl.extension.get::<PeerIdentity>()?.leaf.clone()
 }
 
 fn peer_identity(session: &Session) -> Option<(SpiffeId, Arc<str>)> {
@@ -181,13 +214,34 @@ impl ProxyHttp for Ingress {
         };
         let key = ServiceKey::new(&h.namespace, &h.name, h.port);
         ctx.common.service = state.service(key.as_str()).cloned();
-        let caller = match self.caller(session, &peer) {
+        let caller = match self.caller(session, &peer, &peer_str_of(ctx)) {
             Ok(c) => c,
             Err(denial) => {
                 deny(&self.shared, session, &mut ctx.common, &denial).await?;
                 return Ok(true);
             }
         };
+        ctx.common.service_ref = Some(key.clone());
+        if let Some(claims) = &caller {
+            ctx.common.caller = Some(Arc::from(claims.caller.to_string()));
+            ctx.common.residency = claims.residency.clone();
+            // The source's verdict: refused unless every policy that
+            // governed the request there allows this cluster.
+            let local = &self.shared.config.cluster;
+            if let Some(v) = claims
+                .residency
+                .iter()
+                .find(|v| !v.allows(&local.jurisdictions, &local.region))
+            {
+                let denial = Denial::ResidencyForbidsLocal {
+                    policy: Arc::from(v.policy.as_str()),
+                };
+                ctx.common.destination = Some(Arc::from(local.id.as_str()));
+                deny(&self.shared, session, &mut ctx.common, &denial).await?;
+                return Ok(true);
+            }
+        }
+        let caller = caller.map(|c| c.caller);
         let req = session.req_header();
         let access = Access::Http {
             path: req.uri.path(),
@@ -302,6 +356,7 @@ impl ProxyHttp for Ingress {
             // Gateway health probes are neither traffic nor worth a log line.
             return;
         }
+        let caller = ctx.caller.clone().or_else(|| ctx.common.caller.clone());
         let c = &mut ctx.common;
         if c.status == 0 {
             c.status = session
@@ -309,9 +364,12 @@ impl ProxyHttp for Ingress {
                 .map_or(if e.is_some() { 502 } else { 0 }, |r| r.status.as_u16());
         }
         record_metrics(&self.shared, "ingress", c);
+        if !c.residency.is_empty() && !c.audited {
+            super::audit(&self.shared, c, "served", None);
+        }
         let extra = Extra {
             source_identity: ctx.peer.as_deref(),
-            caller: ctx.caller.as_deref(),
+            caller: caller.as_deref(),
             tier: None,
         };
         log_request(&self.log, "ingress", session, c, extra, e);

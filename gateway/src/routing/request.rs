@@ -17,6 +17,25 @@ pub trait ClaimSource {
     /// claim is tested element by element; numbers and booleans are tested in
     /// their JSON text form.
     fn any_value(&self, name: &str, pred: &mut dyn FnMut(&str) -> bool) -> bool;
+
+    /// Like [`Self::any_value`], for the claims of the token `issuer`
+    /// signed (an OIDC issuer a policy names); `None` is the caller's
+    /// JWT-SVID. Sources that hold one token answer only for `None`.
+    fn any_value_from(
+        &self,
+        issuer: Option<&str>,
+        name: &str,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> bool {
+        issuer.is_none() && self.any_value(name, pred)
+    }
+
+    /// Whether a token of `issuer` (`None`: a JWT-SVID) was presented but
+    /// did not verify: its claims are never read, and the policy's
+    /// `onUnverified` decides.
+    fn unverified(&self, _issuer: Option<&str>) -> bool {
+        false
+    }
 }
 
 /// A header source without headers.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::decision::{Target, Tier};
 use super::request::RouteRequest;
-use super::residency::ResidencyRule;
+use super::residency::{ResidencyRule, ResidencyVerdict};
 
 /// The identity and locality of the cluster this gateway runs in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -567,6 +567,65 @@ impl RoutingSnapshot {
             .filter_map(forbids)
             .find(|rule| rule.matcher.as_ref().is_some_and(|m| m.matches(req)))
             .map(|rule| rule.name.clone())
+    }
+
+    /// The first request-classified policy of `namespace/name` that
+    /// refuses `req` because the token it reads did not verify and the
+    /// policy says `onUnverified: deny`.
+    pub fn unverified_refusal(
+        &self,
+        namespace: &str,
+        name: &str,
+        req: &RouteRequest<'_>,
+    ) -> Option<Arc<str>> {
+        let svc = self.service(namespace, name)?;
+        svc.request_policies
+            .iter()
+            .filter_map(|r| self.rules.get(*r as usize))
+            .find(|rule| {
+                rule.matcher
+                    .as_ref()
+                    .is_some_and(|m| m.refuses_unverified(req))
+            })
+            .map(|rule| rule.name.clone())
+    }
+
+    /// Every residency policy governing `req` (a request for
+    /// `namespace/name`), with what it allows: the verdict the source
+    /// carries to the destination.
+    pub fn residency_verdict(
+        &self,
+        namespace: &str,
+        name: &str,
+        req: &RouteRequest<'_>,
+    ) -> Vec<ResidencyVerdict> {
+        let Some(svc) = self.service(namespace, name) else {
+            return Vec::new();
+        };
+        let applies = |r: &&ResidencyRule| r.matcher.as_ref().is_none_or(|m| m.matches(req));
+        svc.static_policies
+            .iter()
+            .chain(&svc.request_policies)
+            .filter_map(|r| self.rules.get(*r as usize))
+            .filter(applies)
+            .map(|r| ResidencyVerdict {
+                policy: r.name.to_string(),
+                jurisdictions: r.allowed_jurisdictions.clone(),
+                regions: r.allowed_regions.clone(),
+            })
+            .collect()
+    }
+
+    /// The OIDC issuers residency policies trust (deduplicated by issuer,
+    /// audience and JWKS URL).
+    pub fn oidc_issuers(&self) -> Vec<causeway_api::model::OidcIssuer> {
+        let mut out: Vec<causeway_api::model::OidcIssuer> = Vec::new();
+        for o in self.rules.iter().filter_map(|r| r.oidc.as_ref()) {
+            if !out.contains(o) {
+                out.push(o.clone());
+            }
+        }
+        out
     }
 
     pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&ServiceRoutes> {

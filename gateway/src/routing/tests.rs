@@ -87,6 +87,7 @@ fn with_header(mut p: ResidencyPolicy, header: &str, values: &[&str]) -> Residen
         header: Some(header.into()),
         jwt_claim: None,
         values: values.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     });
     p
 }
@@ -96,6 +97,7 @@ fn with_claim(mut p: ResidencyPolicy, claim: &str, values: &[&str]) -> Residency
         header: None,
         jwt_claim: Some(claim.into()),
         values: values.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     });
     p
 }

@@ -51,18 +51,137 @@ impl ResidencyPolicySpec {
 /// A request classification: a header or a JWT claim and the values that
 /// select the request. Exactly one of `header` and `jwtClaim` should be set;
 /// when both are, either matching selects the request.
+///
+/// A claim is read only from a token the gateway verified: the caller's
+/// JWT-SVID (this trust domain's bundle, audience the gateway's SPIFFE ID)
+/// or, with `oidc`, a bearer token of that issuer (its JWKS). A token that
+/// is presented but does not verify never classifies by the claim it
+/// states: `onUnverified` says what happens to the request instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    try_from = "ClassificationFields"
+)]
 pub struct RequestClassification {
     /// A request header name (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
-    /// A claim of the caller's verified JWT-SVID.
+    /// A claim of the caller's verified JWT-SVID, or of the verified OIDC
+    /// token when `oidc` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_claim: Option<String>,
+    /// The OIDC issuer whose bearer token (`Authorization: Bearer`) carries
+    /// `jwtClaim`; without it the claim is read from the caller's JWT-SVID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcIssuer>,
+    /// What a presented token that does not verify (forged, expired, wrong
+    /// audience, unknown issuer or key, JWKS unavailable) does to the
+    /// request: `deny` refuses it (403), `unclassified` treats it as if no
+    /// token were presented. Never classifies it by the claim it states.
+    #[serde(default, skip_serializing_if = "OnUnverified::is_default")]
+    pub on_unverified: OnUnverified,
     /// The values that select the request.
     #[serde(default)]
     pub values: Vec<String>,
+}
+
+/// An OIDC issuer trusted to state a classification claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// The `iss` the token must carry, exactly.
+    #[serde(deserialize_with = "deserialize_non_empty")]
+    pub issuer: String,
+    /// An `aud` the token must list.
+    #[serde(deserialize_with = "deserialize_non_empty")]
+    pub audience: String,
+    /// Where the issuer's JSON Web Key Set is fetched (`http://` or
+    /// `https://`); cached, and fetched again for a key id it lacks.
+    #[serde(deserialize_with = "deserialize_jwks_url")]
+    pub jwks_url: String,
+}
+
+/// What a presented but unverifiable token does to a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnUnverified {
+    /// Refuse the request (403, reason `unverified_token`).
+    #[default]
+    Deny,
+    /// Route it as if no token had been presented.
+    Unclassified,
+}
+
+impl OnUnverified {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn deserialize_non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Err(serde::de::Error::custom("must not be empty"));
+    }
+    Ok(s)
+}
+
+fn deserialize_jwks_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| serde::de::Error::custom("must be an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(serde::de::Error::custom(
+            "must name a host and contain no whitespace",
+        ));
+    }
+    Ok(s)
+}
+
+/// The classification as written, checked across fields by `TryFrom`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClassificationFields {
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    jwt_claim: Option<String>,
+    #[serde(default)]
+    oidc: Option<OidcIssuer>,
+    #[serde(default)]
+    on_unverified: OnUnverified,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+impl TryFrom<ClassificationFields> for RequestClassification {
+    type Error = String;
+    fn try_from(f: ClassificationFields) -> Result<Self, Self::Error> {
+        if f.header.is_none() && f.jwt_claim.is_none() {
+            return Err("set header or jwtClaim".into());
+        }
+        if f.oidc.is_some() && f.jwt_claim.is_none() {
+            return Err(
+                "oidc needs jwtClaim: the claim of the issuer's token to classify by".into(),
+            );
+        }
+        if f.header.as_deref().is_some_and(|h| h.trim().is_empty())
+            || f.jwt_claim.as_deref().is_some_and(|c| c.trim().is_empty())
+        {
+            return Err("header and jwtClaim must not be empty".into());
+        }
+        Ok(Self {
+            header: f.header,
+            jwt_claim: f.jwt_claim,
+            oidc: f.oidc,
+            on_unverified: f.on_unverified,
+            values: f.values,
+        })
+    }
 }
 
 impl RequestClassification {
