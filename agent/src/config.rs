@@ -87,6 +87,9 @@ pub struct KubernetesConfig {
     pub egress_addresses: Vec<IpAddr>,
     /// Port of the egress listener, written into the import EndpointSlices.
     pub egress_port: u16,
+    /// A kubeconfig file to reach the API server with (an agent outside
+    /// the cluster). Unset: in-cluster credentials, else `KUBECONFIG`.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Default for KubernetesConfig {
@@ -95,6 +98,7 @@ impl Default for KubernetesConfig {
             enabled: false,
             egress_addresses: Vec::new(),
             egress_port: 15001,
+            kubeconfig: None,
         }
     }
 }

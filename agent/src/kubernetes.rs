@@ -15,6 +15,7 @@
 //! API server.
 
 pub mod crd;
+pub mod endpoints;
 mod export_controller;
 mod import_controller;
 pub mod mapping;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 
 pub use self::export_controller::ExportController;
 pub use self::import_controller::ImportController;
+use super::LocalSources;
 use super::config::KubernetesConfig;
 use super::exports::{ExportSources, ExportStatuses};
 
@@ -81,6 +83,7 @@ pub fn spawn(
     client: kube::Client,
     config: ControllerConfig,
     sources: ExportSources,
+    local: LocalSources,
     statuses: watch::Receiver<ExportStatuses>,
     catalog: watch::Receiver<Arc<CatalogSnapshot>>,
     shutdown: watch::Receiver<bool>,
@@ -89,6 +92,7 @@ pub fn spawn(
         client: client.clone(),
         config: config.clone(),
         sources,
+        local,
         statuses,
     };
     let import = ImportController {
@@ -102,17 +106,45 @@ pub fn spawn(
     ]
 }
 
-/// Starts both controllers with in-cluster credentials (or `KUBECONFIG`),
-/// checking the cluster id against the `ClusterProperty` first.
+/// The client of `config`: its `kubeconfig` file when set, else in-cluster
+/// credentials (or `KUBECONFIG`). Every request names Causeway in its
+/// `User-Agent`.
+pub async fn client(config: &KubernetesConfig) -> Result<kube::Client, kube::Error> {
+    let mut kc = match &config.kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(kube::Error::InferConfig)?,
+    };
+    kc.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    kube::Client::try_from(kc)
+}
+
+/// The `User-Agent` of the agent's Kubernetes requests (audit logs name it).
+pub const USER_AGENT: &str = concat!("causeway-agent/", env!("CARGO_PKG_VERSION"));
+
+/// The field manager of every write (`managedFields` name Causeway).
+pub const FIELD_MANAGER: &str = "causeway-agent";
+
+/// Starts both controllers with the client of [`client`], checking the
+/// cluster id against the `ClusterProperty` first.
 pub fn spawn_in_cluster(
     config: ControllerConfig,
     sources: ExportSources,
+    local: LocalSources,
     statuses: watch::Receiver<ExportStatuses>,
     catalog: watch::Receiver<Arc<CatalogSnapshot>>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     vec![tokio::spawn(async move {
-        let client = match kube::Client::try_default().await {
+        let client = match client(&config.kubernetes).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "kubernetes client unavailable, mcs controllers not started");
@@ -128,7 +160,7 @@ pub fn spawn_in_cluster(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read clusterproperty"),
         }
-        let tasks = spawn(client, config, sources, statuses, catalog, shutdown);
+        let tasks = spawn(client, config, sources, local, statuses, catalog, shutdown);
         for t in tasks {
             let _ = t.await;
         }

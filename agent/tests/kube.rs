@@ -3,8 +3,6 @@
 //! `Client`) and a real federation API server in-process.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
 #[path = "support/federation.rs"]
 mod federation;
 
@@ -21,9 +19,9 @@ use causeway_agent::kubernetes::mcs::{
 use causeway_agent::kubernetes::{
     ControllerConfig, ExportController, ImportController, cluster_id_property,
 };
-use causeway_agent::{AgentMetrics, KubernetesConfig};
+use causeway_agent::testing::FakeKube;
+use causeway_agent::{AgentMetrics, KubernetesConfig, LocalEndpoints, LocalSources};
 use causeway_api::model::{CatalogSnapshot, ServiceType};
-use fake_kube::FakeKube;
 use federation::{Api, eventually};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -40,6 +38,7 @@ fn controller_config(cluster: &str) -> ControllerConfig {
             enabled: true,
             egress_addresses: vec!["10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap()],
             egress_port: 15001,
+            kubeconfig: None,
         },
     }
 }
@@ -100,6 +99,7 @@ async fn service_exports_are_published_and_get_mcs_conditions() {
             client: client.clone(),
             config: controller_config("eu-1"),
             sources: sources.clone(),
+            local: LocalSources::new(watch::channel(LocalEndpoints::default()).0),
             statuses,
         }
         .run(shutdown.clone()),
@@ -452,4 +452,153 @@ async fn fake_api_server_speaks_404_409_and_resumable_watch() {
         WatchEvent::Deleted(s) => assert_eq!(s.name_any(), "cart"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The exported Service's EndpointSlices become the gateway's local
+/// endpoints: per port (target port from the slice port of the same name),
+/// ready first, serving-terminating ones only when none is ready; a
+/// withdrawn ServiceExport takes them away; the static file's endpoints
+/// stay beside them.
+#[tokio::test]
+async fn exported_service_slices_become_local_endpoints() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    let sources = ExportSources::new(&["kubernetes", "static"]);
+    let (local_tx, mut local) = watch::channel(LocalEndpoints::default());
+    let local_sources = LocalSources::new(local_tx);
+    // A static-file service beside the Kubernetes ones (both sources on).
+    local_sources.set(
+        "static",
+        LocalEndpoints {
+            ready: [("vm/legacy".to_owned(), vec!["10.5.0.1:80".parse().unwrap()])].into(),
+            ..LocalEndpoints::default()
+        },
+    );
+    let (_statuses_tx, statuses) = watch::channel(ExportStatuses::new());
+    tokio::spawn(
+        ExportController {
+            client: client.clone(),
+            config: controller_config("eu-1"),
+            sources: sources.clone(),
+            local: local_sources.clone(),
+            statuses,
+        }
+        .run(shutdown.clone()),
+    );
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let slices: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "shop");
+    let exports: KApi<ServiceExport> = KApi::namespaced(client.clone(), "shop");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {"clusterIP": "10.1.0.7", "ports": [
+            {"name": "http", "port": 80, "targetPort": "web"},
+            {"name": "grpc", "port": 9090, "targetPort": 50051}
+        ]}
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let slice = |rv: Option<String>, eps: serde_json::Value| -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": "cart-x1", "namespace": "shop", "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": "cart"}},
+            "addressType": "IPv4",
+            "endpoints": eps,
+            "ports": [{"name": "http", "port": 8080}, {"name": "grpc", "port": 50051}]
+        }))
+        .unwrap()
+    };
+    slices
+        .create(
+            &PostParams::default(),
+            &slice(
+                None,
+                json!([
+                    {"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                    {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true}}
+                ]),
+            ),
+        )
+        .await
+        .unwrap();
+    // Not exported yet: no local endpoints for it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!local.borrow().ready.contains_key("shop/cart"));
+    exports
+        .create(
+            &PostParams::default(),
+            &ServiceExport::new("cart", ServiceExportSpec::default()),
+        )
+        .await
+        .unwrap();
+
+    let wait = |want: Box<dyn Fn(&LocalEndpoints) -> bool + Send>| {
+        let mut rx = local.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    if want(&rx.borrow_and_update()) {
+                        return;
+                    }
+                    rx.changed().await.unwrap();
+                }
+            })
+            .await
+            .is_ok()
+        }
+    };
+    let sa = |s: &str| -> std::net::SocketAddr { s.parse().unwrap() };
+    assert!(
+        wait(Box::new(move |l| {
+            l.ready.get("shop/cart") == Some(&vec![sa("10.0.0.1:8080")])
+                && l.draining.get("shop/cart") == Some(&vec![sa("10.0.0.2:8080")])
+                && l.ports["shop/cart"][&9090].ready == vec![sa("10.0.0.1:50051")]
+                && l.ready.get("vm/legacy") == Some(&vec![sa("10.5.0.1:80")])
+        }))
+        .await,
+        "local endpoints not installed: {:?}",
+        local.borrow_and_update()
+    );
+    // The ready endpoint goes not-ready: only the terminating one serves.
+    let rv = slices
+        .get("cart-x1")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    slices
+        .replace(
+            "cart-x1",
+            &PostParams::default(),
+            &slice(
+                rv,
+                json!([
+                    {"addresses": ["10.0.0.1"], "conditions": {"ready": false, "serving": false}},
+                    {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true}}
+                ]),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        wait(Box::new(move |l| l.ready.get("shop/cart") == Some(&vec![])
+            && l.draining.get("shop/cart")
+                == Some(&vec![sa("10.0.0.2:8080")])))
+        .await,
+        "not-ready endpoint still listed: {:?}",
+        local.borrow_and_update()
+    );
+    // Withdrawn: gone; the static service stays.
+    exports
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        wait(Box::new(move |l| !l.ready.contains_key("shop/cart")
+            && !l.draining.contains_key("shop/cart")
+            && l.ready.contains_key("vm/legacy")))
+        .await,
+        "withdrawn export still has local endpoints: {:?}",
+        local.borrow_and_update()
+    );
 }

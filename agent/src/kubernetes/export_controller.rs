@@ -15,9 +15,11 @@ use kube::{Api, ResourceExt as _};
 use tokio::sync::{Notify, watch};
 
 use super::ControllerConfig;
+use super::endpoints::service_endpoints;
 use super::mapping::{self, LABEL_K8S_SERVICE_NAME, Validity};
 use super::mcs::ServiceExport;
 use crate::exports::{DesiredExports, ExportSources, ExportStatuses};
+use crate::{LocalEndpoints, LocalSources};
 
 /// Watches exports, services and slices; see the module docs.
 #[derive(Clone)]
@@ -28,6 +30,9 @@ pub struct ExportController {
     pub config: ControllerConfig,
     /// Where desired exports go (source `kubernetes`).
     pub sources: ExportSources,
+    /// Where the local endpoints of exported services go (source
+    /// `kubernetes`), for the gateway's ingress and egress.
+    pub local: LocalSources,
     /// Conditions computed by the federation API.
     pub statuses: watch::Receiver<ExportStatuses>,
 }
@@ -108,6 +113,7 @@ impl ExportController {
         let all_slices = slices.state();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let mut desired = DesiredExports::new();
+        let mut local = LocalEndpoints::default();
         for se in exports.state() {
             let ns = se.namespace().unwrap_or_default();
             let name = se.name_any();
@@ -133,7 +139,13 @@ impl ExportController {
                 .unwrap_or_default();
             let conditions =
                 mapping::export_conditions(&validity, statuses.get(&svc_ref), &previous, &now);
-            if let Validity::Valid(spec) = validity {
+            if let (Validity::Valid(spec), Some(service)) = (validity, service.as_deref()) {
+                let found = service_endpoints(service, &own, &self.config.default_zone);
+                let key = svc_ref.to_string();
+                let first = found.default_port(service);
+                local.ready.insert(key.clone(), first.ready);
+                local.draining.insert(key.clone(), first.draining);
+                local.ports.insert(key, found.ports);
                 desired.insert(svc_ref, spec);
             }
             if !mapping::same_conditions(&previous, &conditions) {
@@ -152,6 +164,7 @@ impl ExportController {
                 }
             }
         }
+        self.local.set("kubernetes", local);
         self.sources.set("kubernetes", desired);
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use causeway_api::model::{
-    self, ConditionStatus, ConditionType, Protocol, ServiceExportSpec, ServiceType, ZoneEndpoints,
+    self, ConditionStatus, ConditionType, Protocol, ServiceExportSpec, ServiceType,
 };
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -85,25 +85,11 @@ pub fn export_spec(
             })
         })
         .collect();
-    let mut zones: BTreeMap<String, u32> = BTreeMap::new();
-    for slice in slices {
-        for e in slice.endpoints.iter().flatten() {
-            // Kubernetes: a nil `ready` means ready.
-            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-            if !ready {
-                continue;
-            }
-            let zone = e.zone.clone().unwrap_or_else(|| default_zone.to_owned());
-            *zones.entry(zone).or_default() += 1;
-        }
-    }
+    let zones = super::endpoints::service_endpoints(service, slices, default_zone).zones;
     Validity::Valid(ServiceExportSpec {
         ports,
         type_,
-        endpoints: zones
-            .into_iter()
-            .map(|(zone, ready)| ZoneEndpoints { zone, ready })
-            .collect(),
+        endpoints: zones,
         weight: 100,
         exported_labels: export.spec.exported_labels.clone(),
         exported_annotations: export.spec.exported_annotations.clone(),

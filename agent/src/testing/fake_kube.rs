@@ -4,11 +4,13 @@
 //! by resourceVersion, create/replace/merge-patch/delete with 404/409
 //! semantics, and the status subresource) for the resources the agent uses.
 //! kube's `Client` talks to it over loopback HTTP with no auth.
+//!
+//! Used by the agent's tests and the end-to-end scenarios (one per
+//! simulated cluster); never part of a release build (feature `testing`).
 #![allow(
-    dead_code,
-    unreachable_pub,
     missing_docs,
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::result_large_err
 )]
 
@@ -69,6 +71,7 @@ fn kind_of(plural: &str) -> &'static str {
         "serviceimports" => "ServiceImport",
         "clusterproperties" => "ClusterProperty",
         "namespaces" => "Namespace",
+        "leases" => "Lease",
         _ => "Unknown",
     }
 }
@@ -503,7 +506,14 @@ impl State {
 }
 
 impl FakeKube {
+    /// Starts on a free loopback port.
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1".parse().unwrap()).await
+    }
+
+    /// Starts on a free port of `ip` (e.g. the host address that gateways
+    /// in network namespaces reach).
+    pub async fn start_on(ip: std::net::IpAddr) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let state = State {
             inner: Arc::new(Mutex::new(Inner::default())),
@@ -523,7 +533,7 @@ impl FakeKube {
                 }
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -541,5 +551,14 @@ impl FakeKube {
     /// Every request seen, as `METHOD plural[/status]` (and `WATCH plural`).
     pub fn calls(&self) -> Vec<String> {
         self.state.calls.lock().unwrap().clone()
+    }
+
+    /// A kubeconfig file for this server (what an agent outside the cluster
+    /// is given as `agent.kubernetes.kubeconfig`).
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: fake\n  user: {{}}\ncurrent-context: fake\n",
+            addr = self.addr
+        )
     }
 }
