@@ -348,6 +348,20 @@ impl Federation {
                 listen,
             });
         }
+        let kube = if p.def.kubernetes {
+            // On the host side, which gateways in network namespaces reach.
+            let kube = causeway_agent::testing::FakeKube::start_on(p.backend_ip).await;
+            let kubeconfig = p.dir.join("kubeconfig.yaml");
+            std::fs::write(&kubeconfig, kube.kubeconfig())?;
+            let k = &mut config.agent.kubernetes;
+            k.enabled = true;
+            k.kubeconfig = Some(kubeconfig);
+            k.egress_addresses = vec![egress.ip()];
+            k.egress_port = egress.port();
+            Some(kube)
+        } else {
+            None
+        };
         let mut gateway = GatewayProcess::new(&p.dir.join("gateway"), config)?;
         gateway.namespace = namespace;
         gateway.start().await?;
@@ -358,6 +372,7 @@ impl Federation {
             gateway,
             site,
             backends: p.backends,
+            kube,
         })
     }
 

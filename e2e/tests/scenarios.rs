@@ -31,3 +31,5 @@ mod s09_foreign_trust_domain;
 mod s10_protocols;
 #[path = "scenarios/s11_api_ha.rs"]
 mod s11_api_ha;
+#[path = "scenarios/s12_kubernetes_export.rs"]
+mod s12_kubernetes_export;

@@ -63,8 +63,7 @@ fn conditions(e: &Endpoint) -> (bool, bool, bool) {
 /// Whether an endpoint counts as ready: ready, with a usable address.
 fn counts(e: &Endpoint) -> bool {
     conditions(e).0
-        && e
-            .addresses
+        && e.addresses
             .first()
             .is_some_and(|a| a.parse::<IpAddr>().is_ok())
 }

@@ -46,6 +46,9 @@ pub struct ClusterDef {
     pub ca_rotation: Option<(Duration, Duration)>,
     /// Imported TCP services (`namespace/name`) given a local egress port each.
     pub tcp_imports: Vec<String>,
+    /// Whether the cluster has a (fake) Kubernetes API server its agent's
+    /// MCS controllers run against.
+    pub kubernetes: bool,
 }
 
 impl ClusterDef {
@@ -60,7 +63,16 @@ impl ClusterDef {
             svid_ttl: None,
             ca_rotation: None,
             tcp_imports: Vec::new(),
+            kubernetes: false,
         }
+    }
+
+    /// Gives the cluster a Kubernetes API server (the wire-true fake, one
+    /// per cluster): its agent exports the `ServiceExport`s created there
+    /// and writes `ServiceImport`s and EndpointSlices for remote services.
+    pub fn kubernetes(mut self) -> Self {
+        self.kubernetes = true;
+        self
     }
 
     /// Runs and exports `service` (`namespace/name`) with weight 100.
@@ -189,9 +201,19 @@ pub struct ClusterHandle {
     pub site: SiteFile,
     /// Echo backends by `namespace/name`.
     pub backends: BTreeMap<String, EchoServer>,
+    /// Its Kubernetes API server, if it has one (dropped after the gateway).
+    pub kube: Option<causeway_agent::testing::FakeKube>,
 }
 
 impl ClusterHandle {
+    /// A Kubernetes client of the cluster's API server.
+    pub fn kube_client(&self) -> anyhow::Result<kube::Client> {
+        self.kube
+            .as_ref()
+            .map(causeway_agent::testing::FakeKube::client)
+            .ok_or_else(|| anyhow::anyhow!("cluster {} has no kubernetes", self.def.id))
+    }
+
     /// The local TCP egress port of an imported TCP service.
     pub fn tcp_egress(&self, service: &str) -> Option<SocketAddr> {
         self.gateway
