@@ -18,6 +18,7 @@ pub mod crd;
 pub mod endpoints;
 mod export_controller;
 mod import_controller;
+pub mod leader;
 pub mod mapping;
 pub mod mcs;
 
@@ -55,6 +56,11 @@ pub const RBAC_RULES: &[(&str, &str, &[&str])] = &[
         &["list", "watch", "create", "update", "delete"],
     ),
     ("about.k8s.io", "clusterproperties", &["get"]),
+    (
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+    ),
 ];
 
 /// What the controllers need to know about this cluster.
@@ -88,22 +94,75 @@ pub fn spawn(
     catalog: watch::Receiver<Arc<CatalogSnapshot>>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
+    let (leader_tx, leader) = watch::channel(false);
+    let mut tasks = Vec::new();
+    match lease_settings(&config) {
+        Some(settings) => tasks.push(tokio::spawn(
+            leader::LeaderElector {
+                client: client.clone(),
+                settings,
+            }
+            .run(leader_tx, shutdown.clone()),
+        )),
+        None => {
+            leader_tx.send_replace(true);
+            // Keep the sender alive: a closed channel would stop the controllers.
+            let mut s = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = s.changed().await;
+                drop(leader_tx);
+            }));
+        }
+    }
     let export = ExportController {
         client: client.clone(),
         config: config.clone(),
         sources,
         local,
         statuses,
+        leader: leader.clone(),
     };
     let import = ImportController {
         client,
         config,
         catalog,
+        leader,
     };
-    vec![
-        tokio::spawn(export.run(shutdown.clone())),
-        tokio::spawn(import.run(shutdown)),
-    ]
+    tasks.push(tokio::spawn(export.run(shutdown.clone())));
+    tasks.push(tokio::spawn(import.run(shutdown)));
+    tasks
+}
+
+/// The Lease settings of `config` (`None`: leader election is off).
+pub fn lease_settings(config: &ControllerConfig) -> Option<leader::LeaseSettings> {
+    let le = &config.kubernetes.leader_election;
+    if !le.enabled {
+        return None;
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let namespace = Some(le.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| env("POD_NAMESPACE"))
+        .unwrap_or_else(|| "default".into());
+    let identity = Some(le.identity.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| env("POD_NAME"))
+        .or_else(|| env("HOSTNAME"))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("causeway-agent-{}", std::process::id()));
+    Some(leader::LeaseSettings {
+        namespace,
+        name: le.name.clone(),
+        identity,
+        lease_duration: le.lease_duration,
+        renew_deadline: le.renew_deadline,
+        retry_period: le.retry_period,
+    })
 }
 
 /// The client of `config`: its `kubeconfig` file when set, else in-cluster
@@ -132,6 +191,22 @@ pub const USER_AGENT: &str = concat!("causeway-agent/", env!("CARGO_PKG_VERSION"
 
 /// The field manager of every write (`managedFields` name Causeway).
 pub const FIELD_MANAGER: &str = "causeway-agent";
+
+/// Create/replace parameters naming [`FIELD_MANAGER`].
+pub fn post_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..kube::api::PostParams::default()
+    }
+}
+
+/// Patch parameters naming [`FIELD_MANAGER`].
+pub fn patch_params() -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..kube::api::PatchParams::default()
+    }
+}
 
 /// Starts both controllers with the client of [`client`], checking the
 /// cluster id against the `ClusterProperty` first.

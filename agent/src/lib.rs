@@ -44,7 +44,7 @@ use causeway_trust::BundleStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use self::config::{AgentConfig, ConfigFieldError, KubernetesConfig};
+pub use self::config::{AgentConfig, ConfigFieldError, KubernetesConfig, LeaderElectionConfig};
 pub use self::kubernetes::endpoints::PortEndpoints;
 pub use self::metrics::AgentMetrics;
 pub use self::register::ClusterInfo;

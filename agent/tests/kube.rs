@@ -39,6 +39,7 @@ fn controller_config(cluster: &str) -> ControllerConfig {
             egress_addresses: vec!["10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap()],
             egress_port: 15001,
             kubeconfig: None,
+            leader_election: Default::default(),
         },
     }
 }
@@ -101,6 +102,7 @@ async fn service_exports_are_published_and_get_mcs_conditions() {
             sources: sources.clone(),
             local: LocalSources::new(watch::channel(LocalEndpoints::default()).0),
             statuses,
+            leader: watch::channel(true).1,
         }
         .run(shutdown.clone()),
     );
@@ -316,6 +318,7 @@ async fn remote_services_become_service_imports_and_slices_at_the_egress() {
             client: client.clone(),
             config: controller_config("eu-1"),
             catalog: rx,
+            leader: watch::channel(true).1,
         }
         .run(shutdown),
     );
@@ -483,6 +486,7 @@ async fn exported_service_slices_become_local_endpoints() {
             sources: sources.clone(),
             local: local_sources.clone(),
             statuses,
+            leader: watch::channel(true).1,
         }
         .run(shutdown.clone()),
     );
@@ -600,5 +604,168 @@ async fn exported_service_slices_become_local_endpoints() {
         .await,
         "withdrawn export still has local endpoints: {:?}",
         local.borrow_and_update()
+    );
+}
+
+fn lease_settings(identity: &str) -> causeway_agent::kubernetes::leader::LeaseSettings {
+    causeway_agent::kubernetes::leader::LeaseSettings {
+        namespace: "causeway".into(),
+        name: "causeway-agent".into(),
+        identity: identity.into(),
+        lease_duration: Duration::from_millis(1500),
+        renew_deadline: Duration::from_millis(1000),
+        retry_period: Duration::from_millis(100),
+    }
+}
+
+/// Two replicas against one API server: exactly one leads; when it stops
+/// renewing (crashed) the other takes over within the lease duration; when
+/// someone else takes the Lease the leader stops at its next renewal; a
+/// released Lease is taken over without waiting for it to expire.
+#[tokio::test]
+async fn two_replicas_elect_one_leader_on_a_lease() {
+    use causeway_agent::kubernetes::leader::LeaderElector;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let start = |id: &str| {
+        let (tx, rx) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(
+            LeaderElector {
+                client: client.clone(),
+                settings: lease_settings(id),
+            }
+            .run(tx, stop),
+        );
+        (rx, stop_tx, task)
+    };
+    let (a, _a_stop, a_task) = start("gw-a");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (b, b_stop, b_task) = start("gw-b");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(*a.borrow() && !*b.borrow(), "a leads, b follows");
+    let leases: KApi<Lease> = KApi::namespaced(client.clone(), "causeway");
+    let lease = leases.get("causeway-agent").await.unwrap();
+    assert_eq!(
+        lease.spec.as_ref().unwrap().holder_identity.as_deref(),
+        Some("gw-a")
+    );
+
+    // a crashes (no release): b takes over within the lease duration.
+    a_task.abort();
+    let crashed = std::time::Instant::now();
+    let mut b_rx = b.clone();
+    tokio::time::timeout(Duration::from_secs(3), b_rx.wait_for(|l| *l))
+        .await
+        .expect("b takes over")
+        .unwrap();
+    let took = crashed.elapsed();
+    eprintln!("lease takeover after a crash: {took:?}");
+    assert!(
+        took <= Duration::from_millis(1500 + 300),
+        "takeover took {took:?}"
+    );
+    let lease = leases.get("causeway-agent").await.unwrap();
+    let spec = lease.spec.clone().unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("gw-b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+
+    // Someone else writes the Lease: b stops leading at its next renewal.
+    let mut stolen = lease.clone();
+    stolen.spec.as_mut().unwrap().holder_identity = Some("intruder".into());
+    leases
+        .replace("causeway-agent", &PostParams::default(), &stolen)
+        .await
+        .unwrap();
+    let written = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(1), b_rx.wait_for(|l| !*l))
+        .await
+        .expect("b steps down")
+        .unwrap();
+    assert!(written.elapsed() <= Duration::from_millis(300));
+
+    // The intruder never renews: b or c takes over after the lease
+    // duration, never both.
+    let (c, _c_stop, _c_task) = start("gw-c");
+    let mut c_rx = c.clone();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if *b.borrow() || *c.borrow() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the intruder's lease expires");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(*b.borrow() != *c.borrow(), "exactly one leader");
+    if *b.borrow() {
+        // A replica that shuts down releases the Lease: its successor takes
+        // over at its next attempt, not after the lease duration.
+        b_stop.send_replace(true);
+        let _ = b_task.await;
+        let released = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(1), c_rx.wait_for(|l| *l))
+            .await
+            .expect("c takes over a released lease at once")
+            .unwrap();
+        assert!(released.elapsed() <= Duration::from_millis(400));
+    }
+}
+
+/// A replica that does not lead writes nothing to the Kubernetes API; it
+/// writes as soon as it leads and stops at once when it no longer does.
+#[tokio::test]
+async fn only_the_leader_writes_imports() {
+    let kube_api = FakeKube::start().await;
+    let (_catalog_tx, catalog) = watch::channel(Arc::new(snapshot(&[("us-1", 8080)])));
+    let (leader_tx, leader) = watch::channel(false);
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    let client = kube_api.client();
+    tokio::spawn(
+        ImportController {
+            client: client.clone(),
+            config: controller_config("eu-1"),
+            catalog,
+            leader,
+        }
+        .run(shutdown),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let writes = |calls: Vec<String>| {
+        calls
+            .into_iter()
+            .filter(|c| !c.starts_with("GET") && !c.starts_with("WATCH"))
+            .count()
+    };
+    assert_eq!(writes(kube_api.calls()), 0, "{:?}", kube_api.calls());
+    leader_tx.send_replace(true);
+    let imports: KApi<ServiceImport> = KApi::namespaced(client.clone(), "shop");
+    assert!(
+        eventually(5, || async {
+            imports.get_opt("cart").await.unwrap().is_some()
+        })
+        .await,
+        "the leader writes the serviceimport"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    leader_tx.send_replace(false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = writes(kube_api.calls());
+    imports
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The catalog changes: a follower would not write; neither does the
+    // former leader.
+    _catalog_tx.send_replace(Arc::new(snapshot(&[("us-1", 8080), ("ap-1", 8080)])));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        writes(kube_api.calls()),
+        before + 1,
+        "a former leader wrote again: {:?}",
+        kube_api.calls()
     );
 }

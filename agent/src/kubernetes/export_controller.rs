@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt as _};
@@ -35,6 +35,8 @@ pub struct ExportController {
     pub local: LocalSources,
     /// Conditions computed by the federation API.
     pub statuses: watch::Receiver<ExportStatuses>,
+    /// Whether this replica leads (only the leader writes status).
+    pub leader: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for ExportController {
@@ -97,6 +99,7 @@ impl ExportController {
             tokio::select! {
                 _ = notify.notified() => {}
                 r = self.statuses.changed() => if r.is_err() { break },
+                Ok(()) = self.leader.changed() => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -148,11 +151,13 @@ impl ExportController {
                 local.ports.insert(key, found.ports);
                 desired.insert(svc_ref, spec);
             }
-            if !mapping::same_conditions(&previous, &conditions) {
+            // Every replica publishes exports and local endpoints; only the
+            // leader writes status.
+            if *self.leader.borrow() && !mapping::same_conditions(&previous, &conditions) {
                 let api: Api<ServiceExport> = Api::namespaced(self.client.clone(), &ns);
                 let patch = serde_json::json!({"status": {"conditions": conditions}});
                 match api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch_status(&name, &super::patch_params(), &Patch::Merge(&patch))
                     .await
                 {
                     Ok(_) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use causeway_api::model::CatalogSnapshot;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch};
 use kube::{Api, ResourceExt as _};
 use tokio::sync::watch;
 
@@ -24,6 +24,8 @@ pub struct ImportController {
     pub config: ControllerConfig,
     /// Applied catalogs.
     pub catalog: watch::Receiver<Arc<CatalogSnapshot>>,
+    /// Whether this replica leads (only the leader writes).
+    pub leader: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for ImportController {
@@ -42,19 +44,30 @@ fn key_of<K: kube::Resource>(o: &K) -> Key {
 }
 
 impl ImportController {
-    /// Runs until shutdown: reconciles on every catalog change and every 30 s.
+    fn leading(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Runs until shutdown: reconciles on every catalog change, on gaining
+    /// leadership and every 30 s, while this replica leads.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         loop {
             let snapshot = self.catalog.borrow_and_update().clone();
-            let retry = match self.reconcile(&snapshot).await {
-                Ok(()) => Duration::from_secs(30),
-                Err(e) => {
-                    tracing::warn!(error = %e, "serviceimport reconcile failed");
-                    Duration::from_secs(2)
+            self.leader.borrow_and_update();
+            let retry = if !self.leading() {
+                Duration::from_secs(30)
+            } else {
+                match self.reconcile(&snapshot).await {
+                    Ok(()) => Duration::from_secs(30),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "serviceimport reconcile failed");
+                        Duration::from_secs(2)
+                    }
                 }
             };
             tokio::select! {
                 r = self.catalog.changed() => if r.is_err() { return },
+                Ok(()) = self.leader.changed() => {}
                 _ = tokio::time::sleep(retry) => {}
                 _ = shutdown.changed() => return,
             }
@@ -98,10 +111,14 @@ impl ImportController {
                 .collect();
 
         for ((ns, name), want) in &want_imports {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<ServiceImport> = Api::namespaced(self.client.clone(), ns);
             let have = have_imports.get(&(ns.clone(), name.clone()));
             let result = match have {
-                None => api.create(&PostParams::default(), want).await.map(|_| true),
+                None => api.create(&super::post_params(), want).await.map(|_| true),
                 Some(h)
                     if h.spec != want.spec
                         || h.labels() != want.labels()
@@ -110,7 +127,7 @@ impl ImportController {
                     let mut obj = want.clone();
                     obj.metadata.resource_version = h.metadata.resource_version.clone();
                     obj.status = None;
-                    api.replace(name, &PostParams::default(), &obj)
+                    api.replace(name, &super::post_params(), &obj)
                         .await
                         .map(|_| true)
                 }
@@ -124,7 +141,7 @@ impl ImportController {
                     if have.and_then(|h| h.status.as_ref()) != want.status.as_ref() {
                         let patch = serde_json::json!({"status": want.status});
                         if let Err(e) = api
-                            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .patch_status(name, &super::patch_params(), &Patch::Merge(&patch))
                             .await
                         {
                             tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot write serviceimport status");
@@ -137,9 +154,13 @@ impl ImportController {
             }
         }
         for ((ns, name), want) in &want_slices {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
             let result = match have_slices.get(&(ns.clone(), name.clone())) {
-                None => api.create(&PostParams::default(), want).await.map(|_| ()),
+                None => api.create(&super::post_params(), want).await.map(|_| ()),
                 Some(h)
                     if h.endpoints != want.endpoints
                         || h.ports != want.ports
@@ -148,7 +169,7 @@ impl ImportController {
                 {
                     let mut obj = want.clone();
                     obj.metadata.resource_version = h.metadata.resource_version.clone();
-                    api.replace(name, &PostParams::default(), &obj)
+                    api.replace(name, &super::post_params(), &obj)
                         .await
                         .map(|_| ())
                 }
@@ -159,6 +180,10 @@ impl ImportController {
             }
         }
         for (ns, name) in have_slices.keys().filter(|k| !want_slices.contains_key(*k)) {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {
@@ -173,6 +198,10 @@ impl ImportController {
             .keys()
             .filter(|k| !want_imports.contains_key(*k))
         {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<ServiceImport> = Api::namespaced(self.client.clone(), ns);
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => tracing::info!(namespace = %ns, name = %name, "serviceimport removed"),

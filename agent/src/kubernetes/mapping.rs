@@ -373,7 +373,11 @@ pub fn endpoint_slices(
                         .ports
                         .iter()
                         .map(|p| EndpointPort {
-                            name: p.name.clone(),
+                            // The API server defaults a missing name to "":
+                            // write it so, or every comparison with what it
+                            // stored differs and the slice is rewritten on
+                            // every reconcile.
+                            name: Some(p.name.clone().unwrap_or_default()),
                             protocol: Some(p.protocol.to_string()),
                             app_protocol: p.app_protocol.clone(),
                             port: Some(i32::from(egress.port)),

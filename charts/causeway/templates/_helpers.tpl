@@ -241,7 +241,8 @@ registration, heartbeat, catalog sync and the Kubernetes MCS controllers.
 {{- define "causeway.gateway.agentConfig" -}}
 {{- $p := include "causeway.gateway.paths" . | fromYaml -}}
 {{- $g := .Values.gateway -}}
-{{- $k8s := dict "enabled" true "egressPort" (int $g.ports.egress) -}}
+{{- $lease := dict "enabled" true "name" (printf "%s-agent" (include "causeway.gateway.fullname" .)) "namespace" .Release.Namespace -}}
+{{- $k8s := dict "enabled" true "egressPort" (int $g.ports.egress) "leaderElection" $lease -}}
 {{- with $g.egressService.clusterIP -}}
 {{- $_ := set $k8s "egressAddresses" (list .) -}}
 {{- end -}}

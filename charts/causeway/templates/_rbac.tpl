@@ -24,4 +24,7 @@ RBAC rules of the cluster agent: exactly causeway_agent::RBAC_RULES
 - apiGroups: ["about.k8s.io"]
   resources: ["clusterproperties"]
   verbs: ["get"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
 {{- end -}}
