@@ -87,6 +87,11 @@ pub struct KubernetesConfig {
     pub egress_addresses: Vec<IpAddr>,
     /// Port of the egress listener, written into the import EndpointSlices.
     pub egress_port: u16,
+    /// `namespace/name` of the Service in front of the gateway replicas'
+    /// egress (the chart's `...-gateway-egress`): the import EndpointSlices
+    /// list every ready replica its EndpointSlices list, and follow them
+    /// as replicas come and go. Unset: `egressAddresses`.
+    pub egress_service: Option<String>,
     /// A kubeconfig file to reach the API server with (an agent outside
     /// the cluster). Unset: in-cluster credentials, else `KUBECONFIG`.
     pub kubeconfig: Option<PathBuf>,
@@ -139,6 +144,7 @@ impl Default for KubernetesConfig {
             enabled: false,
             egress_addresses: Vec::new(),
             egress_port: 15001,
+            egress_service: None,
             kubeconfig: None,
             leader_election: LeaderElectionConfig::default(),
         }
@@ -200,6 +206,14 @@ impl AgentConfig {
             return invalid(
                 "agent.heartbeatInterval",
                 "agent intervals must be greater than zero",
+            );
+        }
+        if let Some(svc) = &self.kubernetes.egress_service
+            && svc.parse::<causeway_api::model::ServiceRef>().is_err()
+        {
+            return invalid(
+                "agent.kubernetes.egressService",
+                "must be namespace/name of a Service",
             );
         }
         let le = &self.kubernetes.leader_election;

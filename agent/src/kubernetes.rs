@@ -49,7 +49,11 @@ pub const RBAC_RULES: &[(&str, &str, &[&str])] = &[
         &["list", "create", "update", "delete"],
     ),
     ("multicluster.x-k8s.io", "serviceimports/status", &["patch"]),
-    ("", "services", &["list", "watch"]),
+    (
+        "",
+        "services",
+        &["list", "watch", "create", "update", "delete"],
+    ),
     (
         "discovery.k8s.io",
         "endpointslices",

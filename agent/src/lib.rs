@@ -213,12 +213,15 @@ pub fn spawn(
         .map_err(|e| AgentError::Config(e.to_string()))?;
     let backoff = backoff::Backoff::new(config.backoff_base, config.backoff_cap);
     let mut kubernetes = config.kubernetes.clone();
-    if kubernetes.enabled && kubernetes.egress_addresses.is_empty() {
+    if kubernetes.enabled
+        && kubernetes.egress_addresses.is_empty()
+        && kubernetes.egress_service.is_none()
+    {
         match std::env::var("POD_IP").ok().and_then(|ip| ip.parse().ok()) {
             Some(ip) => kubernetes.egress_addresses.push(ip),
             None => {
                 return Err(AgentError::Config(
-                    "agent.kubernetes.egressAddresses is empty and POD_IP is not set".into(),
+                    "agent.kubernetes.egressAddresses and egressService are empty and POD_IP is not set".into(),
                 ));
             }
         }

@@ -39,6 +39,7 @@ fn controller_config(cluster: &str) -> ControllerConfig {
             egress_addresses: vec!["10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap()],
             egress_port: 15001,
             kubeconfig: None,
+            egress_service: None,
             leader_election: Default::default(),
         },
     }
@@ -767,5 +768,118 @@ async fn only_the_leader_writes_imports() {
         before + 1,
         "a former leader wrote again: {:?}",
         kube_api.calls()
+    );
+}
+
+/// With `egressService`, import EndpointSlices list every ready gateway
+/// replica behind it (and follow them), under a selector-less derived
+/// Service whose allocated clusterIP is the ServiceImport's `spec.ips`.
+#[tokio::test]
+async fn import_slices_list_every_ready_gateway_replica_under_a_derived_service() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let replicas: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "causeway");
+    let egress = |rv: Option<String>, ready_c: bool| -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": "gw-egress-abc", "namespace": "causeway", "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": "gw-egress"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.8.0.2"], "conditions": {"ready": true}},
+                {"addresses": ["10.8.0.1"], "conditions": {"ready": true}},
+                {"addresses": ["10.8.0.3"], "conditions": {"ready": ready_c}}
+            ],
+            "ports": [{"name": "egress", "port": 15001}]
+        }))
+        .unwrap()
+    };
+    replicas
+        .create(&PostParams::default(), &egress(None, false))
+        .await
+        .unwrap();
+    let mut config = controller_config("eu-1");
+    config.kubernetes.egress_addresses.clear();
+    config.kubernetes.egress_service = Some("causeway/gw-egress".into());
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(&[("us-1", 8080)])));
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(
+        ImportController {
+            client: client.clone(),
+            config,
+            catalog: rx,
+            leader: watch::channel(true).1,
+        }
+        .run(shutdown),
+    );
+    let imports: KApi<ServiceImport> = KApi::namespaced(client.clone(), "shop");
+    let slices: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "shop");
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let derived = causeway_agent::kubernetes::mapping::derived_service_name("shop", "cart");
+    let listed = || async {
+        let lp = kube::api::ListParams::default()
+            .labels(&format!("kubernetes.io/service-name={derived}"));
+        let mut ips: Vec<String> = slices
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.clone().unwrap_or_default())
+            .flat_map(|e| e.addresses)
+            .collect();
+        ips.sort();
+        ips
+    };
+    assert!(
+        eventually(10, || async { listed().await == ["10.8.0.1", "10.8.0.2"] }).await,
+        "import slices: {:?}",
+        listed().await
+    );
+    let svc = services.get(&derived).await.unwrap();
+    let spec = svc.spec.unwrap();
+    assert!(
+        spec.selector.is_none(),
+        "the derived service has no selector"
+    );
+    let ip = spec.cluster_ip.unwrap();
+    assert!(
+        eventually(10, || async {
+            imports
+                .get("cart")
+                .await
+                .is_ok_and(|si| si.spec.ips == vec![ip.clone()])
+        })
+        .await,
+        "serviceimport spec.ips is not the derived service's clusterIP {ip}"
+    );
+    // A third replica becomes ready: listed without waiting for a resync.
+    let rv = replicas
+        .get("gw-egress-abc")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    replicas
+        .replace("gw-egress-abc", &PostParams::default(), &egress(rv, true))
+        .await
+        .unwrap();
+    assert!(
+        eventually(3, || async {
+            listed().await == ["10.8.0.1", "10.8.0.2", "10.8.0.3"]
+        })
+        .await,
+        "new replica not listed: {:?}",
+        listed().await
+    );
+    // The export goes away: derived service, import and slices too.
+    _tx.send_replace(Arc::new(snapshot(&[])));
+    assert!(
+        eventually(10, || async {
+            services.get_opt(&derived).await.unwrap().is_none()
+                && imports.get_opt("cart").await.unwrap().is_none()
+                && listed().await.is_empty()
+        })
+        .await,
+        "derived objects not removed"
     );
 }

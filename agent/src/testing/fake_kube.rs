@@ -108,6 +108,27 @@ fn ok(code: u16, v: &Value) -> Response {
         .unwrap()
 }
 
+/// The service IP allocator: a `ClusterIP` Service created without
+/// `clusterIP` gets one from 10.96.0.0/16 (`None` stays headless).
+fn allocate_cluster_ip(obj: &mut Value, n: u64) {
+    let spec = &mut obj["spec"];
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    let type_ = spec["type"].as_str().unwrap_or("ClusterIP");
+    if type_ == "ExternalName" {
+        return;
+    }
+    if spec["clusterIP"].as_str().is_none_or(str::is_empty) {
+        let ip = format!("10.96.{}.{}", (n / 250) % 250, 1 + n % 250);
+        spec["clusterIP"] = json!(ip);
+        spec["clusterIPs"] = json!([ip]);
+    }
+    if spec.get("type").is_none() {
+        spec["type"] = json!("ClusterIP");
+    }
+}
+
 /// RFC 7386 JSON merge patch.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
@@ -330,6 +351,9 @@ impl State {
                 meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
                 if has_status_subresource(&t.plural) {
                     obj.as_object_mut().unwrap().remove("status");
+                }
+                if t.plural == "services" {
+                    allocate_cluster_ip(&mut obj, uid);
                 }
                 inner.objects.insert(key, obj.clone());
                 self.record(&mut inner, &t.resource, &ns, "ADDED", obj.clone());

@@ -242,10 +242,8 @@ registration, heartbeat, catalog sync and the Kubernetes MCS controllers.
 {{- $p := include "causeway.gateway.paths" . | fromYaml -}}
 {{- $g := .Values.gateway -}}
 {{- $lease := dict "enabled" true "name" (printf "%s-agent" (include "causeway.gateway.fullname" .)) "namespace" .Release.Namespace -}}
-{{- $k8s := dict "enabled" true "egressPort" (int $g.ports.egress) "leaderElection" $lease -}}
-{{- with $g.egressService.clusterIP -}}
-{{- $_ := set $k8s "egressAddresses" (list .) -}}
-{{- end -}}
+{{- $egress := printf "%s/%s-egress" .Release.Namespace (include "causeway.gateway.fullname" .) -}}
+{{- $k8s := dict "enabled" true "egressPort" (int $g.ports.egress) "egressService" $egress "leaderElection" $lease -}}
 {{- $agent := dict "endpoint" (include "causeway.federationEndpoint" .) "tokenFile" (printf "%s/token" $p.token) "snapshotFile" (printf "%s/catalog.json" $p.data) "kubernetes" $k8s -}}
 {{- with .Values.cluster.cloud -}}
 {{- $_ := set $agent "cloud" . -}}

@@ -17,7 +17,7 @@ RBAC rules of the cluster agent: exactly causeway_agent::RBAC_RULES
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch"]
+  verbs: ["list", "watch", "create", "update", "delete"]
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list", "watch", "create", "update", "delete"]

@@ -102,8 +102,9 @@ where
 /// 12. In A, a Service, its EndpointSlice (an echo backend) and a
 /// ServiceExport are created through A's Kubernetes API. A's agent
 /// publishes the export and feeds its gateway's local endpoints from the
-/// slice; B's agent writes a ServiceImport and an EndpointSlice listing B's
-/// egress; a request from B's egress is served by A's backend. Marking the
+/// slice; B's agent writes a derived Service, a ServiceImport with its
+/// clusterIP as clusterset IP and an EndpointSlice listing B's gateway
+/// replicas; a request from B's egress is served by A's backend. Marking the
 /// endpoint not ready, and later deleting the ServiceExport, withdraws the
 /// service everywhere (A's gateway, the federation API, B's objects and B's
 /// callers) within 1 s.
@@ -139,11 +140,29 @@ async fn s12_kubernetes_export_is_served_and_withdrawn() -> anyhow::Result<()> {
         )
         .await?;
 
-    // B gets a ServiceImport and an EndpointSlice at its own egress.
+    // B gets a ServiceImport whose clusterset IP is its derived Service's
+    // clusterIP, and an EndpointSlice listing B's gateway replicas (those
+    // behind B's egress Service) on the egress port.
     let b_egress = fed.cluster(B)?.egress().to_string();
     within("B's serviceimport", Duration::from_secs(30), || async {
         let (exists, ready) = b_import(&fed).await?;
         Ok(exists && ready == vec![b_egress.clone()])
+    })
+    .await?;
+    let b_client = fed.cluster(B)?.kube_client()?;
+    let derived = causeway_agent::kubernetes::mapping::derived_service_name("shop", "cart");
+    let derived_ip = kube::Api::<Service>::namespaced(b_client.clone(), "shop")
+        .get(&derived)
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .unwrap_or_default();
+    assert!(!derived_ip.is_empty(), "derived service has a clusterIP");
+    within("serviceimport ips", Duration::from_secs(10), || async {
+        let si = kube::Api::<ServiceImport>::namespaced(b_client.clone(), "shop")
+            .get("cart")
+            .await?;
+        Ok(si.spec.ips == vec![derived_ip.clone()])
     })
     .await?;
     within("B served by A", Duration::from_secs(30), || async {
