@@ -87,6 +87,55 @@ pub struct KubernetesConfig {
     pub egress_addresses: Vec<IpAddr>,
     /// Port of the egress listener, written into the import EndpointSlices.
     pub egress_port: u16,
+    /// `namespace/name` of the Service in front of the gateway replicas'
+    /// egress (the chart's `...-gateway-egress`): the import EndpointSlices
+    /// list every ready replica its EndpointSlices list, and follow them
+    /// as replicas come and go. Unset: `egressAddresses`.
+    pub egress_service: Option<String>,
+    /// A kubeconfig file to reach the API server with (an agent outside
+    /// the cluster). Unset: in-cluster credentials, else `KUBECONFIG`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Leader election among the gateway's replicas: only the leader
+    /// writes to the Kubernetes API.
+    pub leader_election: LeaderElectionConfig,
+}
+
+/// Leader election on a `coordination.k8s.io/v1` Lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct LeaderElectionConfig {
+    /// Elect a leader (off: this replica always writes; only for a single
+    /// replica).
+    pub enabled: bool,
+    /// Namespace of the Lease; empty: `POD_NAMESPACE`, else `default`.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub name: String,
+    /// This replica's identity; empty: `POD_NAME`, else the host name.
+    pub identity: String,
+    /// How long a Lease stays held without renewal (takeover bound).
+    #[serde(with = "humantime_serde")]
+    pub lease_duration: Duration,
+    /// How long the leader keeps writing while renewals fail.
+    #[serde(with = "humantime_serde")]
+    pub renew_deadline: Duration,
+    /// Interval of renewals and acquisition attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_period: Duration,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: String::new(),
+            name: "causeway-agent".into(),
+            identity: String::new(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for KubernetesConfig {
@@ -95,6 +144,9 @@ impl Default for KubernetesConfig {
             enabled: false,
             egress_addresses: Vec::new(),
             egress_port: 15001,
+            egress_service: None,
+            kubeconfig: None,
+            leader_election: LeaderElectionConfig::default(),
         }
     }
 }
@@ -154,6 +206,25 @@ impl AgentConfig {
             return invalid(
                 "agent.heartbeatInterval",
                 "agent intervals must be greater than zero",
+            );
+        }
+        if let Some(svc) = &self.kubernetes.egress_service
+            && svc.parse::<causeway_api::model::ServiceRef>().is_err()
+        {
+            return invalid(
+                "agent.kubernetes.egressService",
+                "must be namespace/name of a Service",
+            );
+        }
+        let le = &self.kubernetes.leader_election;
+        if le.enabled
+            && (le.retry_period == zero
+                || le.renew_deadline <= le.retry_period
+                || le.lease_duration <= le.renew_deadline)
+        {
+            return invalid(
+                "agent.kubernetes.leaderElection",
+                "needs 0 < retryPeriod < renewDeadline < leaseDuration",
             );
         }
         if self.backoff_base == zero || self.backoff_cap < self.backoff_base {

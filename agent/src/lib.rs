@@ -30,6 +30,8 @@ pub mod register;
 pub mod staleness;
 pub mod static_file;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trust;
 
 use std::collections::BTreeMap;
@@ -42,7 +44,8 @@ use causeway_trust::BundleStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use self::config::{AgentConfig, ConfigFieldError, KubernetesConfig};
+pub use self::config::{AgentConfig, ConfigFieldError, KubernetesConfig, LeaderElectionConfig};
+pub use self::kubernetes::endpoints::PortEndpoints;
 pub use self::metrics::AgentMetrics;
 pub use self::register::ClusterInfo;
 
@@ -73,12 +76,86 @@ pub enum AgentError {
 /// Local endpoints the agent discovered, by `namespace/name`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocalEndpoints {
-    /// Ready endpoints.
+    /// Ready endpoints (of the service's first port, for a Kubernetes
+    /// service: what a caller that names no port gets).
     pub ready: BTreeMap<String, Vec<SocketAddr>>,
     /// Listed but not ready (draining) endpoints: used only for a service
     /// that has no ready endpoint, so that requests peers send before they
     /// learn of a drain still succeed.
     pub draining: BTreeMap<String, Vec<SocketAddr>>,
+    /// Endpoints per service port, where the source knows the ports
+    /// (Kubernetes: the slice port of the same name carries the target
+    /// port): `namespace/name` -> service port -> endpoints.
+    pub ports: BTreeMap<String, BTreeMap<u16, PortEndpoints>>,
+}
+
+impl LocalEndpoints {
+    /// Adds `other`'s endpoints (a service both list gets the union).
+    pub fn merge(&mut self, other: &LocalEndpoints) {
+        fn union(into: &mut Vec<SocketAddr>, from: &[SocketAddr]) {
+            for a in from {
+                if !into.contains(a) {
+                    into.push(*a);
+                }
+            }
+        }
+        for (k, v) in &other.ready {
+            union(self.ready.entry(k.clone()).or_default(), v);
+        }
+        for (k, v) in &other.draining {
+            union(self.draining.entry(k.clone()).or_default(), v);
+        }
+        for (k, ports) in &other.ports {
+            let mine = self.ports.entry(k.clone()).or_default();
+            for (port, e) in ports {
+                let m = mine.entry(*port).or_default();
+                union(&mut m.ready, &e.ready);
+                union(&mut m.draining, &e.draining);
+            }
+        }
+    }
+}
+
+/// The local endpoints of every discovery source (static file, Kubernetes),
+/// merged into the one table the gateway installs.
+#[derive(Debug, Clone)]
+pub struct LocalSources {
+    by_source: Arc<std::sync::Mutex<BTreeMap<&'static str, LocalEndpoints>>>,
+    tx: watch::Sender<LocalEndpoints>,
+}
+
+impl LocalSources {
+    /// Sources publishing merged endpoints on `tx`.
+    pub fn new(tx: watch::Sender<LocalEndpoints>) -> Self {
+        Self {
+            by_source: Arc::default(),
+            tx,
+        }
+    }
+
+    /// Replaces the endpoints of `source` and publishes the merge (only
+    /// when it changed).
+    pub fn set(&self, source: &'static str, endpoints: LocalEndpoints) {
+        let merged = {
+            let mut m = self
+                .by_source
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            m.insert(source, endpoints);
+            let mut merged = LocalEndpoints::default();
+            for e in m.values() {
+                merged.merge(e);
+            }
+            merged
+        };
+        self.tx.send_if_modified(|cur| {
+            if *cur == merged {
+                return false;
+            }
+            *cur = merged;
+            true
+        });
+    }
 }
 
 /// A running agent: its tasks and what it publishes.
@@ -136,12 +213,15 @@ pub fn spawn(
         .map_err(|e| AgentError::Config(e.to_string()))?;
     let backoff = backoff::Backoff::new(config.backoff_base, config.backoff_cap);
     let mut kubernetes = config.kubernetes.clone();
-    if kubernetes.enabled && kubernetes.egress_addresses.is_empty() {
+    if kubernetes.enabled
+        && kubernetes.egress_addresses.is_empty()
+        && kubernetes.egress_service.is_none()
+    {
         match std::env::var("POD_IP").ok().and_then(|ip| ip.parse().ok()) {
             Some(ip) => kubernetes.egress_addresses.push(ip),
             None => {
                 return Err(AgentError::Config(
-                    "agent.kubernetes.egressAddresses is empty and POD_IP is not set".into(),
+                    "agent.kubernetes.egressAddresses and egressService are empty and POD_IP is not set".into(),
                 ));
             }
         }
@@ -196,6 +276,7 @@ pub fn spawn(
     let sources = exports::ExportSources::new(&expected);
     let (statuses_tx, statuses_rx) = watch::channel(exports::ExportStatuses::new());
     let (local_tx, local) = watch::channel(LocalEndpoints::default());
+    let local_sources = LocalSources::new(local_tx);
     let mut publish = false;
     if let Some(path) = &config.static_file {
         publish = true;
@@ -205,7 +286,7 @@ pub fn spawn(
                 default_zone: cluster.zone.clone(),
                 interval: config.static_poll_interval,
                 metrics: metrics.clone(),
-                local: local_tx,
+                local: local_sources.clone(),
             }
             .run(sources.clone(), shutdown.clone()),
         ));
@@ -219,6 +300,7 @@ pub fn spawn(
                 kubernetes,
             },
             sources.clone(),
+            local_sources,
             statuses_rx,
             catalog.clone(),
             shutdown.clone(),

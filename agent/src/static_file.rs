@@ -223,7 +223,7 @@ pub struct StaticWatcher {
     /// Metrics.
     pub metrics: AgentMetrics,
     /// Where the local endpoints of the last good state go.
-    pub local: watch::Sender<crate::LocalEndpoints>,
+    pub local: crate::LocalSources,
 }
 
 impl StaticWatcher {
@@ -255,10 +255,14 @@ impl StaticWatcher {
                 Ok(Some(state)) => {
                     tracing::info!(path = %self.path.display(), services = state.exports.len(), "static discovery file applied");
                     sources.set("static", state.exports);
-                    self.local.send_replace(crate::LocalEndpoints {
-                        ready: state.local,
-                        draining: state.draining,
-                    });
+                    self.local.set(
+                        "static",
+                        crate::LocalEndpoints {
+                            ready: state.local,
+                            draining: state.draining,
+                            ports: BTreeMap::new(),
+                        },
+                    );
                 }
                 Err(e) => {
                     self.metrics.static_file_errors.inc();

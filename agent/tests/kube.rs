@@ -3,8 +3,6 @@
 //! `Client`) and a real federation API server in-process.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
 #[path = "support/federation.rs"]
 mod federation;
 
@@ -21,9 +19,9 @@ use causeway_agent::kubernetes::mcs::{
 use causeway_agent::kubernetes::{
     ControllerConfig, ExportController, ImportController, cluster_id_property,
 };
-use causeway_agent::{AgentMetrics, KubernetesConfig};
+use causeway_agent::testing::FakeKube;
+use causeway_agent::{AgentMetrics, KubernetesConfig, LocalEndpoints, LocalSources};
 use causeway_api::model::{CatalogSnapshot, ServiceType};
-use fake_kube::FakeKube;
 use federation::{Api, eventually};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -40,6 +38,9 @@ fn controller_config(cluster: &str) -> ControllerConfig {
             enabled: true,
             egress_addresses: vec!["10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap()],
             egress_port: 15001,
+            kubeconfig: None,
+            egress_service: None,
+            leader_election: Default::default(),
         },
     }
 }
@@ -100,7 +101,9 @@ async fn service_exports_are_published_and_get_mcs_conditions() {
             client: client.clone(),
             config: controller_config("eu-1"),
             sources: sources.clone(),
+            local: LocalSources::new(watch::channel(LocalEndpoints::default()).0),
             statuses,
+            leader: watch::channel(true).1,
         }
         .run(shutdown.clone()),
     );
@@ -316,6 +319,7 @@ async fn remote_services_become_service_imports_and_slices_at_the_egress() {
             client: client.clone(),
             config: controller_config("eu-1"),
             catalog: rx,
+            leader: watch::channel(true).1,
         }
         .run(shutdown),
     );
@@ -452,4 +456,430 @@ async fn fake_api_server_speaks_404_409_and_resumable_watch() {
         WatchEvent::Deleted(s) => assert_eq!(s.name_any(), "cart"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The exported Service's EndpointSlices become the gateway's local
+/// endpoints: per port (target port from the slice port of the same name),
+/// ready first, serving-terminating ones only when none is ready; a
+/// withdrawn ServiceExport takes them away; the static file's endpoints
+/// stay beside them.
+#[tokio::test]
+async fn exported_service_slices_become_local_endpoints() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    let sources = ExportSources::new(&["kubernetes", "static"]);
+    let (local_tx, mut local) = watch::channel(LocalEndpoints::default());
+    let local_sources = LocalSources::new(local_tx);
+    // A static-file service beside the Kubernetes ones (both sources on).
+    local_sources.set(
+        "static",
+        LocalEndpoints {
+            ready: [("vm/legacy".to_owned(), vec!["10.5.0.1:80".parse().unwrap()])].into(),
+            ..LocalEndpoints::default()
+        },
+    );
+    let (_statuses_tx, statuses) = watch::channel(ExportStatuses::new());
+    tokio::spawn(
+        ExportController {
+            client: client.clone(),
+            config: controller_config("eu-1"),
+            sources: sources.clone(),
+            local: local_sources.clone(),
+            statuses,
+            leader: watch::channel(true).1,
+        }
+        .run(shutdown.clone()),
+    );
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let slices: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "shop");
+    let exports: KApi<ServiceExport> = KApi::namespaced(client.clone(), "shop");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {"clusterIP": "10.1.0.7", "ports": [
+            {"name": "http", "port": 80, "targetPort": "web"},
+            {"name": "grpc", "port": 9090, "targetPort": 50051}
+        ]}
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let slice = |rv: Option<String>, eps: serde_json::Value| -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": "cart-x1", "namespace": "shop", "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": "cart"}},
+            "addressType": "IPv4",
+            "endpoints": eps,
+            "ports": [{"name": "http", "port": 8080}, {"name": "grpc", "port": 50051}]
+        }))
+        .unwrap()
+    };
+    slices
+        .create(
+            &PostParams::default(),
+            &slice(
+                None,
+                json!([
+                    {"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                    {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true}}
+                ]),
+            ),
+        )
+        .await
+        .unwrap();
+    // Not exported yet: no local endpoints for it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!local.borrow().ready.contains_key("shop/cart"));
+    exports
+        .create(
+            &PostParams::default(),
+            &ServiceExport::new("cart", ServiceExportSpec::default()),
+        )
+        .await
+        .unwrap();
+
+    let wait = |want: Box<dyn Fn(&LocalEndpoints) -> bool + Send>| {
+        let mut rx = local.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    if want(&rx.borrow_and_update()) {
+                        return;
+                    }
+                    rx.changed().await.unwrap();
+                }
+            })
+            .await
+            .is_ok()
+        }
+    };
+    let sa = |s: &str| -> std::net::SocketAddr { s.parse().unwrap() };
+    assert!(
+        wait(Box::new(move |l| {
+            l.ready.get("shop/cart") == Some(&vec![sa("10.0.0.1:8080")])
+                && l.draining.get("shop/cart") == Some(&vec![sa("10.0.0.2:8080")])
+                && l.ports["shop/cart"][&9090].ready == vec![sa("10.0.0.1:50051")]
+                && l.ready.get("vm/legacy") == Some(&vec![sa("10.5.0.1:80")])
+        }))
+        .await,
+        "local endpoints not installed: {:?}",
+        local.borrow_and_update()
+    );
+    // The ready endpoint goes not-ready: only the terminating one serves.
+    let rv = slices
+        .get("cart-x1")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    slices
+        .replace(
+            "cart-x1",
+            &PostParams::default(),
+            &slice(
+                rv,
+                json!([
+                    {"addresses": ["10.0.0.1"], "conditions": {"ready": false, "serving": false}},
+                    {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true}}
+                ]),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        wait(Box::new(move |l| l.ready.get("shop/cart") == Some(&vec![])
+            && l.draining.get("shop/cart")
+                == Some(&vec![sa("10.0.0.2:8080")])))
+        .await,
+        "not-ready endpoint still listed: {:?}",
+        local.borrow_and_update()
+    );
+    // Withdrawn: gone; the static service stays.
+    exports
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        wait(Box::new(move |l| !l.ready.contains_key("shop/cart")
+            && !l.draining.contains_key("shop/cart")
+            && l.ready.contains_key("vm/legacy")))
+        .await,
+        "withdrawn export still has local endpoints: {:?}",
+        local.borrow_and_update()
+    );
+}
+
+fn lease_settings(identity: &str) -> causeway_agent::kubernetes::leader::LeaseSettings {
+    causeway_agent::kubernetes::leader::LeaseSettings {
+        namespace: "causeway".into(),
+        name: "causeway-agent".into(),
+        identity: identity.into(),
+        lease_duration: Duration::from_millis(1500),
+        renew_deadline: Duration::from_millis(1000),
+        retry_period: Duration::from_millis(100),
+    }
+}
+
+/// Two replicas against one API server: exactly one leads; when it stops
+/// renewing (crashed) the other takes over within the lease duration; when
+/// someone else takes the Lease the leader stops at its next renewal; a
+/// released Lease is taken over without waiting for it to expire.
+#[tokio::test]
+async fn two_replicas_elect_one_leader_on_a_lease() {
+    use causeway_agent::kubernetes::leader::LeaderElector;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let start = |id: &str| {
+        let (tx, rx) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(
+            LeaderElector {
+                client: client.clone(),
+                settings: lease_settings(id),
+            }
+            .run(tx, stop),
+        );
+        (rx, stop_tx, task)
+    };
+    let (a, _a_stop, a_task) = start("gw-a");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (b, b_stop, b_task) = start("gw-b");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(*a.borrow() && !*b.borrow(), "a leads, b follows");
+    let leases: KApi<Lease> = KApi::namespaced(client.clone(), "causeway");
+    let lease = leases.get("causeway-agent").await.unwrap();
+    assert_eq!(
+        lease.spec.as_ref().unwrap().holder_identity.as_deref(),
+        Some("gw-a")
+    );
+
+    // a crashes (no release): b takes over within the lease duration.
+    a_task.abort();
+    let crashed = std::time::Instant::now();
+    let mut b_rx = b.clone();
+    tokio::time::timeout(Duration::from_secs(3), b_rx.wait_for(|l| *l))
+        .await
+        .expect("b takes over")
+        .unwrap();
+    let took = crashed.elapsed();
+    eprintln!("lease takeover after a crash: {took:?}");
+    assert!(
+        took <= Duration::from_millis(1500 + 300),
+        "takeover took {took:?}"
+    );
+    let lease = leases.get("causeway-agent").await.unwrap();
+    let spec = lease.spec.clone().unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("gw-b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+
+    // Someone else writes the Lease: b stops leading at its next renewal.
+    let mut stolen = lease.clone();
+    stolen.spec.as_mut().unwrap().holder_identity = Some("intruder".into());
+    leases
+        .replace("causeway-agent", &PostParams::default(), &stolen)
+        .await
+        .unwrap();
+    let written = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(1), b_rx.wait_for(|l| !*l))
+        .await
+        .expect("b steps down")
+        .unwrap();
+    assert!(written.elapsed() <= Duration::from_millis(300));
+
+    // The intruder never renews: b or c takes over after the lease
+    // duration, never both.
+    let (c, _c_stop, _c_task) = start("gw-c");
+    let mut c_rx = c.clone();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if *b.borrow() || *c.borrow() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the intruder's lease expires");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(*b.borrow() != *c.borrow(), "exactly one leader");
+    if *b.borrow() {
+        // A replica that shuts down releases the Lease: its successor takes
+        // over at its next attempt, not after the lease duration.
+        b_stop.send_replace(true);
+        let _ = b_task.await;
+        let released = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(1), c_rx.wait_for(|l| *l))
+            .await
+            .expect("c takes over a released lease at once")
+            .unwrap();
+        assert!(released.elapsed() <= Duration::from_millis(400));
+    }
+}
+
+/// A replica that does not lead writes nothing to the Kubernetes API; it
+/// writes as soon as it leads and stops at once when it no longer does.
+#[tokio::test]
+async fn only_the_leader_writes_imports() {
+    let kube_api = FakeKube::start().await;
+    let (_catalog_tx, catalog) = watch::channel(Arc::new(snapshot(&[("us-1", 8080)])));
+    let (leader_tx, leader) = watch::channel(false);
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    let client = kube_api.client();
+    tokio::spawn(
+        ImportController {
+            client: client.clone(),
+            config: controller_config("eu-1"),
+            catalog,
+            leader,
+        }
+        .run(shutdown),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let writes = |calls: Vec<String>| {
+        calls
+            .into_iter()
+            .filter(|c| !c.starts_with("GET") && !c.starts_with("WATCH"))
+            .count()
+    };
+    assert_eq!(writes(kube_api.calls()), 0, "{:?}", kube_api.calls());
+    leader_tx.send_replace(true);
+    let imports: KApi<ServiceImport> = KApi::namespaced(client.clone(), "shop");
+    assert!(
+        eventually(5, || async {
+            imports.get_opt("cart").await.unwrap().is_some()
+        })
+        .await,
+        "the leader writes the serviceimport"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    leader_tx.send_replace(false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = writes(kube_api.calls());
+    imports
+        .delete("cart", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The catalog changes: a follower would not write; neither does the
+    // former leader.
+    _catalog_tx.send_replace(Arc::new(snapshot(&[("us-1", 8080), ("ap-1", 8080)])));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        writes(kube_api.calls()),
+        before + 1,
+        "a former leader wrote again: {:?}",
+        kube_api.calls()
+    );
+}
+
+/// With `egressService`, import EndpointSlices list every ready gateway
+/// replica behind it (and follow them), under a selector-less derived
+/// Service whose allocated clusterIP is the ServiceImport's `spec.ips`.
+#[tokio::test]
+async fn import_slices_list_every_ready_gateway_replica_under_a_derived_service() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let replicas: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "causeway");
+    let egress = |rv: Option<String>, ready_c: bool| -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": "gw-egress-abc", "namespace": "causeway", "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": "gw-egress"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.8.0.2"], "conditions": {"ready": true}},
+                {"addresses": ["10.8.0.1"], "conditions": {"ready": true}},
+                {"addresses": ["10.8.0.3"], "conditions": {"ready": ready_c}}
+            ],
+            "ports": [{"name": "egress", "port": 15001}]
+        }))
+        .unwrap()
+    };
+    replicas
+        .create(&PostParams::default(), &egress(None, false))
+        .await
+        .unwrap();
+    let mut config = controller_config("eu-1");
+    config.kubernetes.egress_addresses.clear();
+    config.kubernetes.egress_service = Some("causeway/gw-egress".into());
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(&[("us-1", 8080)])));
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(
+        ImportController {
+            client: client.clone(),
+            config,
+            catalog: rx,
+            leader: watch::channel(true).1,
+        }
+        .run(shutdown),
+    );
+    let imports: KApi<ServiceImport> = KApi::namespaced(client.clone(), "shop");
+    let slices: KApi<EndpointSlice> = KApi::namespaced(client.clone(), "shop");
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let derived = causeway_agent::kubernetes::mapping::derived_service_name("shop", "cart");
+    let listed = || async {
+        let lp = kube::api::ListParams::default()
+            .labels(&format!("kubernetes.io/service-name={derived}"));
+        let mut ips: Vec<String> = slices
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.clone().unwrap_or_default())
+            .flat_map(|e| e.addresses)
+            .collect();
+        ips.sort();
+        ips
+    };
+    assert!(
+        eventually(10, || async { listed().await == ["10.8.0.1", "10.8.0.2"] }).await,
+        "import slices: {:?}",
+        listed().await
+    );
+    let svc = services.get(&derived).await.unwrap();
+    let spec = svc.spec.unwrap();
+    assert!(
+        spec.selector.is_none(),
+        "the derived service has no selector"
+    );
+    let ip = spec.cluster_ip.unwrap();
+    assert!(
+        eventually(10, || async {
+            imports
+                .get("cart")
+                .await
+                .is_ok_and(|si| si.spec.ips == vec![ip.clone()])
+        })
+        .await,
+        "serviceimport spec.ips is not the derived service's clusterIP {ip}"
+    );
+    // A third replica becomes ready: listed without waiting for a resync.
+    let rv = replicas
+        .get("gw-egress-abc")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    replicas
+        .replace("gw-egress-abc", &PostParams::default(), &egress(rv, true))
+        .await
+        .unwrap();
+    assert!(
+        eventually(3, || async {
+            listed().await == ["10.8.0.1", "10.8.0.2", "10.8.0.3"]
+        })
+        .await,
+        "new replica not listed: {:?}",
+        listed().await
+    );
+    // The export goes away: derived service, import and slices too.
+    _tx.send_replace(Arc::new(snapshot(&[])));
+    assert!(
+        eventually(10, || async {
+            services.get_opt(&derived).await.unwrap().is_none()
+                && imports.get_opt("cart").await.unwrap().is_none()
+                && listed().await.is_empty()
+        })
+        .await,
+        "derived objects not removed"
+    );
 }

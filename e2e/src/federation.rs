@@ -348,6 +348,34 @@ impl Federation {
                 listen,
             });
         }
+        let kube = if p.def.kubernetes {
+            // On the host side, which gateways in network namespaces reach.
+            let kube = causeway_agent::testing::FakeKube::start_on(p.backend_ip).await;
+            let kubeconfig = p.dir.join("kubeconfig.yaml");
+            std::fs::write(&kubeconfig, kube.kubeconfig())?;
+            // The gateway replicas behind the egress Service, as the
+            // EndpointSlice controller lists them (one replica here).
+            let replicas: kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+                kube::Api::namespaced(kube.client(), "causeway");
+            let slice = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "causeway-gateway-egress-x1", "namespace": "causeway",
+                             "labels": {"kubernetes.io/service-name": "causeway-gateway-egress"}},
+                "addressType": if egress.ip().is_ipv4() { "IPv4" } else { "IPv6" },
+                "endpoints": [{"addresses": [egress.ip().to_string()], "conditions": {"ready": true}}],
+                "ports": [{"name": "egress", "port": egress.port()}]
+            }))?;
+            replicas
+                .create(&kube::api::PostParams::default(), &slice)
+                .await?;
+            let k = &mut config.agent.kubernetes;
+            k.enabled = true;
+            k.kubeconfig = Some(kubeconfig);
+            k.egress_service = Some("causeway/causeway-gateway-egress".into());
+            k.egress_port = egress.port();
+            Some(kube)
+        } else {
+            None
+        };
         let mut gateway = GatewayProcess::new(&p.dir.join("gateway"), config)?;
         gateway.namespace = namespace;
         gateway.start().await?;
@@ -358,6 +386,7 @@ impl Federation {
             gateway,
             site,
             backends: p.backends,
+            kube,
         })
     }
 

@@ -35,3 +35,5 @@ mod s11_api_ha;
 mod s14_caller_identity;
 #[path = "scenarios/s15_residency_by_claim.rs"]
 mod s15_residency_by_claim;
+#[path = "scenarios/s12_kubernetes_export.rs"]
+mod s12_kubernetes_export;

@@ -57,6 +57,41 @@ pub type LocalTable = HashMap<Box<str>, Arc<LocalEndpoints>>;
 /// Endpoint lists by `namespace/name`.
 pub type EndpointLists = BTreeMap<String, Vec<SocketAddr>>;
 
+/// Local endpoints per service port, by `namespace/name`: for services whose
+/// discovery knows their ports (Kubernetes), so that a request for port 9090
+/// reaches the pods' 9090 target port and not the first port's.
+pub type PortTable = HashMap<Box<str>, HashMap<u16, Arc<LocalEndpoints>>>;
+
+/// Builds the per-port table from discovery (ready first, draining only
+/// when a port has no ready endpoint; ports with neither are left out).
+pub fn port_table(
+    ports: &BTreeMap<String, BTreeMap<u16, causeway_agent::PortEndpoints>>,
+) -> PortTable {
+    ports
+        .iter()
+        .map(|(key, by_port)| {
+            let table = by_port
+                .iter()
+                .filter_map(|(port, e)| {
+                    let addrs = if e.ready.is_empty() {
+                        &e.draining
+                    } else {
+                        &e.ready
+                    };
+                    (!addrs.is_empty()).then(|| {
+                        let endpoints = LocalEndpoints {
+                            addrs: addrs.clone().into_boxed_slice(),
+                            cursor: AtomicUsize::new(0),
+                        };
+                        (*port, Arc::new(endpoints))
+                    })
+                })
+                .collect();
+            (key.clone().into_boxed_str(), table)
+        })
+        .collect()
+}
+
 /// Builds the local table from ready endpoint lists (the config's
 /// `localServices` and the agent's discovery; a service listed twice gets
 /// the union) and draining ones, used for a service only when it has no
@@ -110,6 +145,8 @@ pub struct GatewayState {
     services: Arc<ServiceMap>,
     /// Local endpoints, by `namespace/name`.
     local: Arc<LocalTable>,
+    /// Local endpoints per service port, where discovery knows the ports.
+    local_ports: Arc<PortTable>,
 }
 
 impl GatewayState {
@@ -120,6 +157,7 @@ impl GatewayState {
             catalog: Arc::new(catalog),
             services: Arc::default(),
             local: Arc::new(local),
+            local_ports: Arc::default(),
         }
     }
 
@@ -130,6 +168,19 @@ impl GatewayState {
 
     /// The local endpoints of `namespace/name`, if it has any.
     pub fn local(&self, key: &str) -> Option<&Arc<LocalEndpoints>> {
+        self.local.get(key)
+    }
+
+    /// The local endpoints of `namespace/name` for a request to `port`:
+    /// the port's own endpoints when discovery knows them, else the
+    /// service's.
+    pub fn local_for(&self, key: &str, port: Option<u16>) -> Option<&Arc<LocalEndpoints>> {
+        if let Some(p) = port
+            && let Some(by_port) = self.local_ports.get(key)
+            && let Some(e) = by_port.get(&p)
+        {
+            return Some(e);
+        }
         self.local.get(key)
     }
 
@@ -216,6 +267,7 @@ impl Shared {
             catalog: Arc::new(catalog),
             services,
             local: Arc::new(local),
+            local_ports: Arc::default(),
         };
         Ok(Arc::new(Self {
             cluster_label: Label::from(config.cluster.id.as_str()),
@@ -300,19 +352,22 @@ impl Shared {
         tracing::info!(source, reason = reason.as_str(), "token refused");
     }
 
-    /// Replaces the local endpoints from discovery (ready and draining); the
-    /// config's `localServices` stay in force beside them.
-    pub fn set_discovered_local(&self, ready: &EndpointLists, draining: &EndpointLists) {
-        let discovered = ready.iter().map(|(k, v)| (k.clone(), v.as_slice()));
+    /// Replaces the local endpoints from discovery (ready and draining, and
+    /// per port where known); the config's `localServices` stay in force
+    /// beside them.
+    pub fn set_discovered_local(&self, local: &causeway_agent::LocalEndpoints) {
+        let discovered = local.ready.iter().map(|(k, v)| (k.clone(), v.as_slice()));
         let table = Arc::new(local_table(
             configured(&self.config).chain(discovered),
-            draining,
+            &local.draining,
         ));
+        let ports = Arc::new(port_table(&local.ports));
         tracing::info!(services = table.len(), "local endpoints updated");
         self.state.rcu(|s| GatewayState {
             catalog: s.catalog.clone(),
             services: s.services.clone(),
             local: table.clone(),
+            local_ports: ports.clone(),
         });
     }
 
@@ -325,6 +380,7 @@ impl Shared {
             catalog: catalog.clone(),
             services: services.clone(),
             local: s.local.clone(),
+            local_ports: s.local_ports.clone(),
         });
         self.metrics
             .catalog_revision

@@ -141,7 +141,7 @@ async fn egress(shared: &Shared, cfg: &TcpServiceConfig, client: TcpStream) {
         };
         let target = route.target;
         if target.local {
-            let Some(endpoints) = state.local(&key) else {
+            let Some(endpoints) = state.local_for(&key, Some(port)) else {
                 return;
             };
             match TcpStream::connect(endpoints.pick()).await {
@@ -222,7 +222,7 @@ impl IngressTunnel {
             count_denial(&self.shared, label, &denial);
             return;
         }
-        let Some(endpoints) = state.local(key.as_str()) else {
+        let Some(endpoints) = state.local_for(key.as_str(), key.port) else {
             return;
         };
         match TcpStream::connect(endpoints.pick()).await {

@@ -8,16 +8,18 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt as _};
 use tokio::sync::{Notify, watch};
 
 use super::ControllerConfig;
+use super::endpoints::service_endpoints;
 use super::mapping::{self, LABEL_K8S_SERVICE_NAME, Validity};
 use super::mcs::ServiceExport;
 use crate::exports::{DesiredExports, ExportSources, ExportStatuses};
+use crate::{LocalEndpoints, LocalSources};
 
 /// Watches exports, services and slices; see the module docs.
 #[derive(Clone)]
@@ -28,8 +30,13 @@ pub struct ExportController {
     pub config: ControllerConfig,
     /// Where desired exports go (source `kubernetes`).
     pub sources: ExportSources,
+    /// Where the local endpoints of exported services go (source
+    /// `kubernetes`), for the gateway's ingress and egress.
+    pub local: LocalSources,
     /// Conditions computed by the federation API.
     pub statuses: watch::Receiver<ExportStatuses>,
+    /// Whether this replica leads (only the leader writes status).
+    pub leader: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for ExportController {
@@ -92,6 +99,7 @@ impl ExportController {
             tokio::select! {
                 _ = notify.notified() => {}
                 r = self.statuses.changed() => if r.is_err() { break },
+                Ok(()) = self.leader.changed() => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -108,6 +116,7 @@ impl ExportController {
         let all_slices = slices.state();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let mut desired = DesiredExports::new();
+        let mut local = LocalEndpoints::default();
         for se in exports.state() {
             let ns = se.namespace().unwrap_or_default();
             let name = se.name_any();
@@ -133,14 +142,22 @@ impl ExportController {
                 .unwrap_or_default();
             let conditions =
                 mapping::export_conditions(&validity, statuses.get(&svc_ref), &previous, &now);
-            if let Validity::Valid(spec) = validity {
+            if let (Validity::Valid(spec), Some(service)) = (validity, service.as_deref()) {
+                let found = service_endpoints(service, &own, &self.config.default_zone);
+                let key = svc_ref.to_string();
+                let first = found.default_port(service);
+                local.ready.insert(key.clone(), first.ready);
+                local.draining.insert(key.clone(), first.draining);
+                local.ports.insert(key, found.ports);
                 desired.insert(svc_ref, spec);
             }
-            if !mapping::same_conditions(&previous, &conditions) {
+            // Every replica publishes exports and local endpoints; only the
+            // leader writes status.
+            if *self.leader.borrow() && !mapping::same_conditions(&previous, &conditions) {
                 let api: Api<ServiceExport> = Api::namespaced(self.client.clone(), &ns);
                 let patch = serde_json::json!({"status": {"conditions": conditions}});
                 match api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch_status(&name, &super::patch_params(), &Patch::Merge(&patch))
                     .await
                 {
                     Ok(_) => {
@@ -152,6 +169,7 @@ impl ExportController {
                 }
             }
         }
+        self.local.set("kubernetes", local);
         self.sources.set("kubernetes", desired);
     }
 }

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use causeway_api::model::CatalogSnapshot;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch};
 use kube::{Api, ResourceExt as _};
 use tokio::sync::watch;
 
 use super::ControllerConfig;
-use super::mapping::{self, Egress, MANAGED_SELECTOR};
+use super::mapping::{self, Egress, LABEL_K8S_SERVICE_NAME, MANAGED_SELECTOR};
 use super::mcs::ServiceImport;
 
 /// Keeps `ServiceImport`s and their EndpointSlices in step with the catalog.
@@ -24,6 +27,8 @@ pub struct ImportController {
     pub config: ControllerConfig,
     /// Applied catalogs.
     pub catalog: watch::Receiver<Arc<CatalogSnapshot>>,
+    /// Whether this replica leads (only the leader writes).
+    pub leader: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for ImportController {
@@ -42,19 +47,62 @@ fn key_of<K: kube::Resource>(o: &K) -> Key {
 }
 
 impl ImportController {
-    /// Runs until shutdown: reconciles on every catalog change and every 30 s.
+    fn leading(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Runs until shutdown: reconciles on every catalog change, on gaining
+    /// leadership and every 30 s, while this replica leads.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        // Replicas coming and going change the import slices at once.
+        let replicas = Arc::new(tokio::sync::Notify::new());
+        let watch_task = self.egress_service().map(|(ns, name)| {
+            let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &ns);
+            let cfg = kube::runtime::watcher::Config::default()
+                .labels(&format!("{LABEL_K8S_SERVICE_NAME}={name}"));
+            let notify = replicas.clone();
+            tokio::spawn(async move {
+                use futures::StreamExt as _;
+                use kube::runtime::WatchStreamExt as _;
+                let stream = kube::runtime::watcher(api, cfg).default_backoff();
+                futures::pin_mut!(stream);
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Ok(_) => notify.notify_one(),
+                        Err(e) => tracing::warn!(error = %e, "egress service watch error"),
+                    }
+                }
+            })
+        });
+        self.run_loop(replicas, &mut shutdown).await;
+        if let Some(t) = watch_task {
+            t.abort();
+        }
+    }
+
+    async fn run_loop(
+        &mut self,
+        replicas: Arc<tokio::sync::Notify>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
         loop {
             let snapshot = self.catalog.borrow_and_update().clone();
-            let retry = match self.reconcile(&snapshot).await {
-                Ok(()) => Duration::from_secs(30),
-                Err(e) => {
-                    tracing::warn!(error = %e, "serviceimport reconcile failed");
-                    Duration::from_secs(2)
+            self.leader.borrow_and_update();
+            let retry = if !self.leading() {
+                Duration::from_secs(30)
+            } else {
+                match self.reconcile(&snapshot).await {
+                    Ok(()) => Duration::from_secs(30),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "serviceimport reconcile failed");
+                        Duration::from_secs(2)
+                    }
                 }
             };
             tokio::select! {
                 r = self.catalog.changed() => if r.is_err() { return },
+                Ok(()) = self.leader.changed() => {}
+                _ = replicas.notified() => {}
                 _ = tokio::time::sleep(retry) => {}
                 _ = shutdown.changed() => return,
             }
@@ -65,21 +113,80 @@ impl ImportController {
     pub async fn reconcile(&self, snapshot: &CatalogSnapshot) -> Result<(), kube::Error> {
         let local = self.config.cluster.as_str();
         let egress = Egress {
-            addresses: self.config.kubernetes.egress_addresses.clone(),
+            addresses: self.egress_addresses().await?,
             port: self.config.kubernetes.egress_port,
         };
+        let lp = ListParams::default().labels(MANAGED_SELECTOR);
+        // Derived Services first: their clusterIPs are the imports' ips.
+        let mut want_services: BTreeMap<Key, Service> = BTreeMap::new();
+        for import in snapshot.imports.values() {
+            if let Some(svc) = mapping::derived_service(import, local) {
+                want_services.insert(key_of(&svc), svc);
+            }
+        }
+        let mut have_services: BTreeMap<Key, Service> = Api::<Service>::all(self.client.clone())
+            .list(&lp)
+            .await?
+            .items
+            .into_iter()
+            .map(|o| (key_of(&o), o))
+            .collect();
+        for ((ns, name), want) in &want_services {
+            let have = have_services.get(&(ns.clone(), name.clone()));
+            let same_ports = have
+                .and_then(|h| h.spec.as_ref())
+                .map(|s| ports_of(s.ports.as_deref()))
+                == want.spec.as_ref().map(|s| ports_of(s.ports.as_deref()));
+            if have.is_some() && same_ports {
+                continue;
+            }
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
+            let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
+            let written = match have {
+                None => api.create(&super::post_params(), want).await,
+                Some(h) => {
+                    // Ports changed: keep the allocated clusterIP.
+                    let mut obj = h.clone();
+                    if let (Some(spec), Some(w)) = (obj.spec.as_mut(), want.spec.as_ref()) {
+                        spec.ports = w.ports.clone();
+                    }
+                    api.replace(name, &super::post_params(), &obj).await
+                }
+            };
+            match written {
+                Ok(s) => {
+                    tracing::info!(namespace = %ns, name = %name, "derived service written");
+                    have_services.insert((ns.clone(), name.clone()), s);
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot write derived service")
+                }
+            }
+        }
         let mut want_imports: BTreeMap<Key, ServiceImport> = BTreeMap::new();
         let mut want_slices: BTreeMap<Key, EndpointSlice> = BTreeMap::new();
         for import in snapshot.imports.values() {
-            let Some(si) = mapping::service_import(import, local) else {
+            let Some(mut si) = mapping::service_import(import, local) else {
                 continue;
             };
+            let ns = import.metadata.namespace.as_str().to_owned();
+            let derived = mapping::derived_service_name(&ns, import.metadata.name.as_str());
+            if let Some(ip) = have_services
+                .get(&(ns, derived))
+                .and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.cluster_ip.clone())
+                .filter(|ip| !ip.is_empty() && ip != "None")
+            {
+                si.spec.ips = vec![ip];
+            }
             want_imports.insert(key_of(&si), si);
             for s in mapping::endpoint_slices(import, local, &egress) {
                 want_slices.insert(key_of(&s), s);
             }
         }
-        let lp = ListParams::default().labels(MANAGED_SELECTOR);
         let have_imports: BTreeMap<Key, ServiceImport> =
             Api::<ServiceImport>::all(self.client.clone())
                 .list(&lp)
@@ -98,10 +205,14 @@ impl ImportController {
                 .collect();
 
         for ((ns, name), want) in &want_imports {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<ServiceImport> = Api::namespaced(self.client.clone(), ns);
             let have = have_imports.get(&(ns.clone(), name.clone()));
             let result = match have {
-                None => api.create(&PostParams::default(), want).await.map(|_| true),
+                None => api.create(&super::post_params(), want).await.map(|_| true),
                 Some(h)
                     if h.spec != want.spec
                         || h.labels() != want.labels()
@@ -110,7 +221,7 @@ impl ImportController {
                     let mut obj = want.clone();
                     obj.metadata.resource_version = h.metadata.resource_version.clone();
                     obj.status = None;
-                    api.replace(name, &PostParams::default(), &obj)
+                    api.replace(name, &super::post_params(), &obj)
                         .await
                         .map(|_| true)
                 }
@@ -124,7 +235,7 @@ impl ImportController {
                     if have.and_then(|h| h.status.as_ref()) != want.status.as_ref() {
                         let patch = serde_json::json!({"status": want.status});
                         if let Err(e) = api
-                            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .patch_status(name, &super::patch_params(), &Patch::Merge(&patch))
                             .await
                         {
                             tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot write serviceimport status");
@@ -137,9 +248,13 @@ impl ImportController {
             }
         }
         for ((ns, name), want) in &want_slices {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
             let result = match have_slices.get(&(ns.clone(), name.clone())) {
-                None => api.create(&PostParams::default(), want).await.map(|_| ()),
+                None => api.create(&super::post_params(), want).await.map(|_| ()),
                 Some(h)
                     if h.endpoints != want.endpoints
                         || h.ports != want.ports
@@ -148,7 +263,7 @@ impl ImportController {
                 {
                     let mut obj = want.clone();
                     obj.metadata.resource_version = h.metadata.resource_version.clone();
-                    api.replace(name, &PostParams::default(), &obj)
+                    api.replace(name, &super::post_params(), &obj)
                         .await
                         .map(|_| ())
                 }
@@ -159,6 +274,10 @@ impl ImportController {
             }
         }
         for (ns, name) in have_slices.keys().filter(|k| !want_slices.contains_key(*k)) {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {
@@ -173,6 +292,10 @@ impl ImportController {
             .keys()
             .filter(|k| !want_imports.contains_key(*k))
         {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
             let api: Api<ServiceImport> = Api::namespaced(self.client.clone(), ns);
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => tracing::info!(namespace = %ns, name = %name, "serviceimport removed"),
@@ -181,6 +304,69 @@ impl ImportController {
                 }
             }
         }
+        for (ns, name) in have_services
+            .keys()
+            .filter(|k| !want_services.contains_key(*k))
+        {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return Ok(());
+            }
+            let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => tracing::info!(namespace = %ns, name = %name, "derived service removed"),
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot remove derived service")
+                }
+            }
+        }
         Ok(())
     }
+
+    /// Where import EndpointSlices point: every ready gateway replica of
+    /// the egress Service (`egressService`), else `egressAddresses`.
+    async fn egress_addresses(&self) -> Result<Vec<IpAddr>, kube::Error> {
+        let Some((ns, name)) = self.egress_service() else {
+            return Ok(self.config.kubernetes.egress_addresses.clone());
+        };
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &ns);
+        let lp = ListParams::default().labels(&format!("{LABEL_K8S_SERVICE_NAME}={name}"));
+        Ok(replica_addresses(&api.list(&lp).await?.items))
+    }
+
+    fn egress_service(&self) -> Option<(String, String)> {
+        let svc = self.config.kubernetes.egress_service.as_deref()?;
+        let (ns, name) = svc.split_once('/')?;
+        Some((ns.to_owned(), name.to_owned()))
+    }
+}
+
+/// The ready endpoints of the egress Service's slices, each address once,
+/// sorted (a stable slice content).
+fn replica_addresses(slices: &[EndpointSlice]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter().flatten())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .filter_map(|e| e.addresses.first()?.parse().ok())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn ports_of(
+    ports: Option<&[k8s_openapi::api::core::v1::ServicePort]>,
+) -> Vec<(i32, String, String)> {
+    ports
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            (
+                p.port,
+                p.name.clone().unwrap_or_default(),
+                p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+            )
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use causeway_api::model::{
-    self, ConditionStatus, ConditionType, Protocol, ServiceExportSpec, ServiceType, ZoneEndpoints,
+    self, ConditionStatus, ConditionType, Protocol, ServiceExportSpec, ServiceType,
 };
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
@@ -85,25 +85,11 @@ pub fn export_spec(
             })
         })
         .collect();
-    let mut zones: BTreeMap<String, u32> = BTreeMap::new();
-    for slice in slices {
-        for e in slice.endpoints.iter().flatten() {
-            // Kubernetes: a nil `ready` means ready.
-            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-            if !ready {
-                continue;
-            }
-            let zone = e.zone.clone().unwrap_or_else(|| default_zone.to_owned());
-            *zones.entry(zone).or_default() += 1;
-        }
-    }
+    let zones = super::endpoints::service_endpoints(service, slices, default_zone).zones;
     Validity::Valid(ServiceExportSpec {
         ports,
         type_,
-        endpoints: zones
-            .into_iter()
-            .map(|(zone, ready)| ZoneEndpoints { zone, ready })
-            .collect(),
+        endpoints: zones,
         weight: 100,
         exported_labels: export.spec.exported_labels.clone(),
         exported_annotations: export.spec.exported_annotations.clone(),
@@ -324,6 +310,60 @@ pub fn slice_name(service: &str, cluster: &str) -> String {
     format!("{keep}-{suffix}")
 }
 
+/// Name of the selector-less Service derived from an import (Cilium's
+/// convention): kube-proxy programs its clusterIP, the ServiceImport's
+/// `spec.ips`, from the import EndpointSlices that name it.
+pub fn derived_service_name(namespace: &str, name: &str) -> String {
+    let digest = Sha256::digest(format!("{namespace}/{name}").as_bytes());
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("derived-{hash}")
+}
+
+/// The derived Service of an import (`None` for a headless import, which
+/// gets no virtual IP): selector-less, the import's ports, managed labels.
+pub fn derived_service(import: &model::ServiceImport, local: &str) -> Option<Service> {
+    if import.spec.type_ != ServiceType::ClusterSetIP
+        || !import
+            .spec
+            .clusters
+            .iter()
+            .any(|c| c.cluster.as_str() != local)
+    {
+        return None;
+    }
+    let ns = import.metadata.namespace.as_str();
+    let name = import.metadata.name.as_str();
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_SERVICE_NAME.to_owned(), name.to_owned());
+    Some(Service {
+        metadata: ObjectMeta {
+            name: Some(derived_service_name(ns, name)),
+            namespace: Some(ns.to_owned()),
+            labels: Some(managed_labels(&labels)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            ports: Some(
+                import
+                    .spec
+                    .ports
+                    .iter()
+                    .map(|p| k8s_openapi::api::core::v1::ServicePort {
+                        name: Some(p.name.clone().unwrap_or_default()),
+                        protocol: Some(p.protocol.to_string()),
+                        app_protocol: p.app_protocol.clone(),
+                        port: i32::from(p.port),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
 /// The EndpointSlices of an import: one per remote exporting cluster,
 /// labelled with the service and source cluster, pointing at the egress.
 pub fn endpoint_slices(
@@ -354,6 +394,14 @@ pub fn endpoint_slices(
                 c.cluster.as_str().to_owned(),
             );
             labels.insert(LABEL_SLICE_MANAGED_BY.to_owned(), SLICE_MANAGER.to_owned());
+            if import.spec.type_ == ServiceType::ClusterSetIP {
+                // kube-proxy programs the derived Service's clusterIP from
+                // the slices that name it.
+                labels.insert(
+                    LABEL_K8S_SERVICE_NAME.to_owned(),
+                    derived_service_name(ns, name),
+                );
+            }
             EndpointSlice {
                 metadata: ObjectMeta {
                     name: Some(slice_name(name, c.cluster.as_str())),
@@ -387,7 +435,11 @@ pub fn endpoint_slices(
                         .ports
                         .iter()
                         .map(|p| EndpointPort {
-                            name: p.name.clone(),
+                            // The API server defaults a missing name to "":
+                            // write it so, or every comparison with what it
+                            // stored differs and the slice is rewritten on
+                            // every reconcile.
+                            name: Some(p.name.clone().unwrap_or_default()),
                             protocol: Some(p.protocol.to_string()),
                             app_protocol: p.app_protocol.clone(),
                             port: Some(i32::from(egress.port)),

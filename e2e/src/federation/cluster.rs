@@ -48,6 +48,9 @@ pub struct ClusterDef {
     pub tcp_imports: Vec<String>,
     /// The gateway's `callers` section (who is calling its egress).
     pub callers: causeway_gateway::callers::CallersConfig,
+    /// Whether the cluster has a (fake) Kubernetes API server its agent's
+    /// MCS controllers run against.
+    pub kubernetes: bool,
 }
 
 impl ClusterDef {
@@ -63,12 +66,21 @@ impl ClusterDef {
             ca_rotation: None,
             tcp_imports: Vec::new(),
             callers: causeway_gateway::callers::CallersConfig::default(),
+            kubernetes: false,
         }
     }
 
     /// Sets the gateway's `callers` section.
     pub fn callers(mut self, callers: causeway_gateway::callers::CallersConfig) -> Self {
         self.callers = callers;
+        self
+    }
+
+    /// Gives the cluster a Kubernetes API server (the wire-true fake, one
+    /// per cluster): its agent exports the `ServiceExport`s created there
+    /// and writes `ServiceImport`s and EndpointSlices for remote services.
+    pub fn kubernetes(mut self) -> Self {
+        self.kubernetes = true;
         self
     }
 
@@ -204,9 +216,19 @@ pub struct ClusterHandle {
     pub site: SiteFile,
     /// Echo backends by `namespace/name`.
     pub backends: BTreeMap<String, EchoServer>,
+    /// Its Kubernetes API server, if it has one (dropped after the gateway).
+    pub kube: Option<causeway_agent::testing::FakeKube>,
 }
 
 impl ClusterHandle {
+    /// A Kubernetes client of the cluster's API server.
+    pub fn kube_client(&self) -> anyhow::Result<kube::Client> {
+        self.kube
+            .as_ref()
+            .map(causeway_agent::testing::FakeKube::client)
+            .ok_or_else(|| anyhow::anyhow!("cluster {} has no kubernetes", self.def.id))
+    }
+
     /// The local TCP egress port of an imported TCP service.
     pub fn tcp_egress(&self, service: &str) -> Option<SocketAddr> {
         self.gateway

@@ -51,6 +51,6 @@ pub(super) async fn local_endpoints(
             _ = shutdown.changed() => return,
         }
         let local = rx.borrow_and_update().clone();
-        shared.set_discovered_local(&local.ready, &local.draining);
+        shared.set_discovered_local(&local);
     }
 }

@@ -411,7 +411,7 @@ impl ProxyHttp for Egress {
             let Some(key) = &c.service_ref else {
                 return Error::e_explain(ErrorType::InternalError, "no service");
             };
-            let Some(endpoints) = c.state.local(key.as_str()) else {
+            let Some(endpoints) = c.state.local_for(key.as_str(), key.port) else {
                 return Error::e_explain(
                     ErrorType::HTTPStatus(503),
                     "service routed locally but no local endpoints are configured",

@@ -279,7 +279,7 @@ impl ProxyHttp for Ingress {
         let Some(key) = &c.service_ref else {
             return Error::e_explain(ErrorType::InternalError, "no service");
         };
-        let Some(endpoints) = c.state.local(key.as_str()) else {
+        let Some(endpoints) = c.state.local_for(key.as_str(), key.port) else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "not exported");
         };
         let endpoint = endpoints.pick();

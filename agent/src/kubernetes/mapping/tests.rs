@@ -3,7 +3,7 @@
 
 use super::*;
 use causeway_api::model::{
-    Condition as ApiCondition, ConditionStatus, ConditionType, ServiceExportStatus,
+    Condition as ApiCondition, ConditionStatus, ConditionType, ServiceExportStatus, ZoneEndpoints,
 };
 
 fn export(labels: &[(&str, &str)]) -> mcs::ServiceExport {

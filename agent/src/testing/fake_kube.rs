@@ -4,11 +4,13 @@
 //! by resourceVersion, create/replace/merge-patch/delete with 404/409
 //! semantics, and the status subresource) for the resources the agent uses.
 //! kube's `Client` talks to it over loopback HTTP with no auth.
+//!
+//! Used by the agent's tests and the end-to-end scenarios (one per
+//! simulated cluster); never part of a release build (feature `testing`).
 #![allow(
-    dead_code,
-    unreachable_pub,
     missing_docs,
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::result_large_err
 )]
 
@@ -55,6 +57,14 @@ pub struct FakeKube {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for FakeKube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeKube")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for FakeKube {
     fn drop(&mut self) {
         self.task.abort();
@@ -69,6 +79,7 @@ fn kind_of(plural: &str) -> &'static str {
         "serviceimports" => "ServiceImport",
         "clusterproperties" => "ClusterProperty",
         "namespaces" => "Namespace",
+        "leases" => "Lease",
         _ => "Unknown",
     }
 }
@@ -95,6 +106,27 @@ fn ok(code: u16, v: &Value) -> Response {
         .header("content-type", "application/json")
         .body(Body::from(v.to_string()))
         .unwrap()
+}
+
+/// The service IP allocator: a `ClusterIP` Service created without
+/// `clusterIP` gets one from 10.96.0.0/16 (`None` stays headless).
+fn allocate_cluster_ip(obj: &mut Value, n: u64) {
+    let spec = &mut obj["spec"];
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    let type_ = spec["type"].as_str().unwrap_or("ClusterIP");
+    if type_ == "ExternalName" {
+        return;
+    }
+    if spec["clusterIP"].as_str().is_none_or(str::is_empty) {
+        let ip = format!("10.96.{}.{}", (n / 250) % 250, 1 + n % 250);
+        spec["clusterIP"] = json!(ip);
+        spec["clusterIPs"] = json!([ip]);
+    }
+    if spec.get("type").is_none() {
+        spec["type"] = json!("ClusterIP");
+    }
 }
 
 /// RFC 7386 JSON merge patch.
@@ -320,6 +352,9 @@ impl State {
                 if has_status_subresource(&t.plural) {
                     obj.as_object_mut().unwrap().remove("status");
                 }
+                if t.plural == "services" {
+                    allocate_cluster_ip(&mut obj, uid);
+                }
                 inner.objects.insert(key, obj.clone());
                 self.record(&mut inner, &t.resource, &ns, "ADDED", obj.clone());
                 ok(201, &obj)
@@ -503,7 +538,14 @@ impl State {
 }
 
 impl FakeKube {
+    /// Starts on a free loopback port.
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1".parse().unwrap()).await
+    }
+
+    /// Starts on a free port of `ip` (e.g. the host address that gateways
+    /// in network namespaces reach).
+    pub async fn start_on(ip: std::net::IpAddr) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let state = State {
             inner: Arc::new(Mutex::new(Inner::default())),
@@ -523,7 +565,7 @@ impl FakeKube {
                 }
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -541,5 +583,14 @@ impl FakeKube {
     /// Every request seen, as `METHOD plural[/status]` (and `WATCH plural`).
     pub fn calls(&self) -> Vec<String> {
         self.state.calls.lock().unwrap().clone()
+    }
+
+    /// A kubeconfig file for this server (what an agent outside the cluster
+    /// is given as `agent.kubernetes.kubeconfig`).
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: fake\n  user: {{}}\ncurrent-context: fake\n",
+            addr = self.addr
+        )
     }
 }
