@@ -40,8 +40,9 @@ pub use names::{
 pub use policy::{
     AccessPolicy, AccessPolicySpec, AccessRule, Caller, CircuitBreaker, ExportPolicy,
     ExportPolicySpec, NamespacePattern, OutlierDetection, Percent, PolicyKind, RateLimit, Ratio,
-    RequestClassification, ResidencyPolicy, ResidencyPolicySpec, RetryPolicy, RollbackGuard,
-    ServicePattern, ServiceSelector, Timeouts, TrafficPolicy, TrafficPolicySpec, export_allowed,
+    RequestClassification, ResidencyPolicy, ResidencyPolicySpec, RetryCondition, RetryPolicy,
+    RollbackGuard, ServicePattern, ServiceSelector, SuccessRateEjection, Timeouts, TrafficPolicy,
+    TrafficPolicySpec, export_allowed,
 };
 pub use resource::{DecodeError, Kind, ObjectRef, Resource, decode, decode_resource, decode_value};
 pub use service_import::{ImportCluster, ServiceImport, ServiceImportSpec, ServiceImportStatus};

@@ -11,8 +11,8 @@ pub use export_policy::{ExportPolicy, ExportPolicySpec, export_allowed};
 pub use residency::{RequestClassification, ResidencyPolicy, ResidencyPolicySpec};
 pub use selector::{NamespacePattern, ServicePattern, ServiceSelector};
 pub use traffic::{
-    CircuitBreaker, OutlierDetection, Percent, RateLimit, Ratio, RetryPolicy, RollbackGuard,
-    Timeouts, TrafficPolicy, TrafficPolicySpec,
+    CircuitBreaker, OutlierDetection, Percent, RateLimit, Ratio, RetryCondition, RetryPolicy,
+    RollbackGuard, SuccessRateEjection, Timeouts, TrafficPolicy, TrafficPolicySpec,
 };
 
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::health::ServiceHealth;
 use crate::metrics::Label;
-use crate::resilience::BreakerPermit;
+use crate::resilience::{BreakerPermit, GrpcStatus};
 use crate::routing::{Target, Tier};
 use crate::state::GatewayState;
 use crate::trace::TraceContext;
@@ -83,6 +83,8 @@ pub struct Common {
     pub status: u16,
     /// Whether the upstream answered (response header received).
     pub responded: bool,
+    /// The response's gRPC status, as far as seen (headers, then trailers).
+    pub grpc: GrpcStatus,
 }
 
 impl Common {
@@ -104,6 +106,7 @@ impl Common {
             h2: false,
             status: 0,
             responded: false,
+            grpc: GrpcStatus::NotGrpc,
         }
     }
 
@@ -132,6 +135,11 @@ pub struct EgressCtx {
     pub local_failures: u32,
     /// Circuit-breaker permit held while the request is in flight.
     pub permit: Option<BreakerPermit>,
+    /// A response was turned into a retry (its status is in `retryOn`);
+    /// the error it raised is retried without asking again.
+    pub retry_response: bool,
+    /// A gRPC response's outcome waits for its trailers.
+    pub outcome_pending: bool,
 }
 
 impl EgressCtx {
@@ -145,6 +153,8 @@ impl EgressCtx {
             tried: Vec::new(),
             local_failures: 0,
             permit: None,
+            retry_response: false,
+            outcome_pending: false,
         }
     }
 }
