@@ -41,7 +41,8 @@ pub use policy::{
     AccessPolicy, AccessPolicySpec, AccessRule, Caller, CircuitBreaker, ExportPolicy,
     ExportPolicySpec, NamespacePattern, OidcIssuer, OnUnverified, OutlierDetection, Percent,
     PolicyKind, RateLimit, Ratio, RequestClassification, ResidencyPolicy, ResidencyPolicySpec,
-    RetryPolicy, RollbackGuard, ServicePattern, ServiceSelector, Timeouts, TrafficPolicy,
+    RetryCondition, RetryPolicy, RollbackGuard, ServicePattern, ServiceSelector,
+    SuccessRateEjection, Timeouts, TrafficPolicy,
     TrafficPolicySpec, export_allowed,
 };
 pub use resource::{DecodeError, Kind, ObjectRef, Resource, decode, decode_resource, decode_value};

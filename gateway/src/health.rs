@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::{CatalogState, Timeouts};
 use crate::config::GatewayConfig;
-use crate::metrics::{Label, Metrics, ServiceLabels, TargetLabels};
+use crate::metrics::{Label, Metrics, ServiceLabels, ServiceTargetLabels, TargetLabels};
 use crate::resilience::{
     OutlierEvent, RateLimitConfig, RateLimited, RateLimiter, Resilience, RetryConfig,
-    ServiceResilience,
+    ServiceResilience, TryOutcome,
 };
 use crate::routing::{HealthView, TargetHealth};
 
@@ -126,27 +126,29 @@ impl HealthRegistry {
         &self,
         svc: &ServiceHealth,
         cluster: &Arc<str>,
-        success: bool,
+        outcome: TryOutcome,
         latency: Duration,
     ) {
-        let rec = svc.res.record(cluster, success, latency, Instant::now());
-        match rec.outlier {
-            Some(OutlierEvent::Ejected {
-                cluster,
-                duration,
-                times,
-            }) => {
-                tracing::warn!(service = %svc.label.0, %cluster, ?duration, times, "target ejected");
-                self.set_ejected(cluster, 1);
+        let rec = svc.res.record(cluster, outcome, latency, Instant::now());
+        for ev in rec.outlier {
+            match ev {
+                OutlierEvent::Ejected {
+                    cluster,
+                    duration,
+                    times,
+                    reason,
+                } => {
+                    tracing::warn!(service = %svc.label.0, %cluster, ?duration, times, ?reason, "target ejected");
+                    self.set_ejected(&svc.label, cluster, 1);
+                }
+                OutlierEvent::Returned { cluster } => {
+                    tracing::info!(service = %svc.label.0, %cluster, "target returned");
+                    self.set_ejected(&svc.label, cluster, 0);
+                }
+                OutlierEvent::EjectionSkipped { cluster } => {
+                    tracing::info!(service = %svc.label.0, %cluster, "ejection skipped, max share ejected");
+                }
             }
-            Some(OutlierEvent::Returned { cluster }) => {
-                tracing::info!(service = %svc.label.0, %cluster, "target returned");
-                self.set_ejected(cluster, 0);
-            }
-            Some(OutlierEvent::EjectionSkipped { cluster }) => {
-                tracing::info!(service = %svc.label.0, %cluster, "ejection skipped, max share ejected");
-            }
-            None => {}
         }
         if let Some(rb) = rec.rollback {
             tracing::warn!(
@@ -165,10 +167,11 @@ impl HealthRegistry {
         }
     }
 
-    fn set_ejected(&self, cluster: Arc<str>, v: i64) {
+    fn set_ejected(&self, service: &Label, cluster: Arc<str>, v: i64) {
         self.metrics
             .ejected
-            .get_or_create(&TargetLabels {
+            .get_or_create(&ServiceTargetLabels {
+                service: service.clone(),
                 destination_cluster: Label(cluster),
             })
             .set(v);

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the proxy (every metric is listed in `docs/metrics.md`).
 //!
 //! Labels are bounded: service names and cluster ids come from the catalog,
-//! status is a class (`2xx` ... `5xx`). Label values are `Arc<str>` so that
+//! status is a class (`2xx` ... `5xx`), a gRPC status one of 17 codes
+//! or `none`/`invalid`/`missing`. Label values are `Arc<str>` so that
 //! recording a request does not allocate.
 
 use std::fmt::Write as _;
@@ -53,6 +54,9 @@ pub struct RequestLabels {
     pub destination_cluster: Label,
     /// `1xx` .. `5xx`.
     pub status_class: &'static str,
+    /// The gRPC status code (`0` .. `16`), `none` for other protocols,
+    /// `invalid` or `missing` when a gRPC response's status was unusable.
+    pub grpc_status: &'static str,
 }
 
 /// Labels of duration histograms.
@@ -77,6 +81,16 @@ pub struct ListenerLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct TargetLabels {
     /// Destination cluster id (`local` endpoints use the local id).
+    pub destination_cluster: Label,
+}
+
+/// Labels naming one service in one cluster (outlier detection is per
+/// service per cluster).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ServiceTargetLabels {
+    /// `namespace/name`.
+    pub service: Label,
+    /// Destination cluster id.
     pub destination_cluster: Label,
 }
 
@@ -136,8 +150,8 @@ pub struct Metrics {
     pub retries: Family<ServiceLabels, Counter>,
     /// 1 when the circuit breaker of a target is open.
     pub circuit_open: Family<TargetLabels, Gauge>,
-    /// 1 when a target is ejected by outlier detection.
-    pub ejected: Family<TargetLabels, Gauge>,
+    /// 1 when a service's target (cluster) is ejected by outlier detection.
+    pub ejected: Family<ServiceTargetLabels, Gauge>,
     /// 1 when the active probe of a peer cluster's gateway fails.
     pub probe_failing: Family<TargetLabels, Gauge>,
     /// Residency-governed denials.
@@ -249,7 +263,7 @@ impl Metrics {
         );
         r.register(
             "target_ejected",
-            "1 when a target is ejected by outlier detection",
+            "1 when a service in a cluster is ejected by outlier detection",
             Described(m.ejected.clone()),
         );
         r.register(

@@ -208,6 +208,7 @@ pub(crate) fn record_metrics(shared: &Shared, listener: &'static str, common: &C
             source_cluster: common.source_cluster.clone(),
             destination_cluster: destination.clone(),
             status_class: status_class(common.status),
+            grpc_status: common.grpc.label(),
         })
         .inc();
     let labels = DurationLabels {

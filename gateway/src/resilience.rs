@@ -6,6 +6,7 @@
 
 mod breaker;
 mod config;
+pub mod grpc;
 mod outlier;
 mod rate_limit;
 mod registry;
@@ -17,7 +18,10 @@ pub use breaker::{
     BreakerConfig, BreakerLimit, BreakerOpen, BreakerPermit, BreakerStatus, CircuitBreaker,
 };
 pub use config::MAX_EJECTION_TIME;
-pub use outlier::{OutlierConfig, OutlierDetector, OutlierEvent};
+pub use grpc::GrpcStatus;
+pub use outlier::{
+    EjectionReason, OutlierConfig, OutlierDetector, OutlierEvent, SuccessRateConfig,
+};
 pub use rate_limit::{RateLimitConfig, RateLimited, RateLimiter};
 pub use registry::{HealthAt, Recorded, Resilience, ServiceResilience, ServiceStatus};
 pub use retry::{

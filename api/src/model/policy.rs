@@ -13,8 +13,8 @@ pub use residency::{
 };
 pub use selector::{NamespacePattern, ServicePattern, ServiceSelector};
 pub use traffic::{
-    CircuitBreaker, OutlierDetection, Percent, RateLimit, Ratio, RetryPolicy, RollbackGuard,
-    Timeouts, TrafficPolicy, TrafficPolicySpec,
+    CircuitBreaker, OutlierDetection, Percent, RateLimit, Ratio, RetryCondition, RetryPolicy,
+    RollbackGuard, SuccessRateEjection, Timeouts, TrafficPolicy, TrafficPolicySpec,
 };
 
 use serde::{Deserialize, Serialize};

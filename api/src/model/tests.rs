@@ -176,6 +176,36 @@ fn traffic_policy_range_errors_name_the_field() {
     }))
     .unwrap_err();
     assert_eq!(e.field, "spec.timeouts.connect");
+    let e = decode_value::<TrafficPolicy>(json!({
+        "apiVersion": "causeway.dev/v1", "kind": "TrafficPolicy", "metadata": {"name": "x"},
+        "spec": {"service": "a/b", "retries": {"retryOn": ["unavailable", "grpc-unavailable"]}}
+    }))
+    .unwrap_err();
+    assert_eq!(e.field, "spec.retries.retryOn[1]");
+    assert!(e.message.contains("grpc-unavailable"), "{e}");
+}
+
+#[test]
+fn retry_conditions_round_trip_by_their_policy_names() {
+    let names = [
+        "connect-failure",
+        "refused-stream",
+        "reset",
+        "unavailable",
+        "gateway-error",
+        "5xx",
+        "retriable-4xx",
+        "cancelled",
+        "deadline-exceeded",
+        "resource-exhausted",
+        "non-idempotent",
+    ];
+    let parsed: Vec<RetryCondition> = serde_json::from_value(json!(names)).unwrap();
+    assert_eq!(parsed.len(), names.len());
+    for (c, n) in parsed.iter().zip(names) {
+        assert_eq!(c.as_str(), n);
+        assert_eq!(serde_json::to_value(c).unwrap(), json!(n));
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::callers::VerifiedClaims;
 use crate::health::ServiceHealth;
 use crate::metrics::Label;
-use crate::resilience::BreakerPermit;
+use crate::resilience::{BreakerPermit, GrpcStatus};
 use crate::routing::{ResidencyVerdict, Target, Tier};
 use crate::state::GatewayState;
 use crate::trace::TraceContext;
@@ -91,6 +91,8 @@ pub struct Common {
     pub residency: Vec<ResidencyVerdict>,
     /// Whether an audit line was already written (a residency denial).
     pub audited: bool,
+    /// The response's gRPC status, as far as seen (headers, then trailers).
+    pub grpc: GrpcStatus,
 }
 
 impl Common {
@@ -115,6 +117,7 @@ impl Common {
             caller: None,
             residency: Vec::new(),
             audited: false,
+            grpc: GrpcStatus::NotGrpc,
         }
     }
 
@@ -150,6 +153,11 @@ pub struct EgressCtx {
     /// The `Authorization` header held a JWT-SVID for this gateway: it is
     /// not forwarded.
     pub consumed_authorization: bool,
+    /// A response was turned into a retry (its status is in `retryOn`);
+    /// the error it raised is retried without asking again.
+    pub retry_response: bool,
+    /// A gRPC response's outcome waits for its trailers.
+    pub outcome_pending: bool,
 }
 
 impl EgressCtx {
@@ -166,6 +174,8 @@ impl EgressCtx {
             claims: Arc::default(),
             caller_id: None,
             consumed_authorization: false,
+            retry_response: false,
+            outcome_pending: false,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::callers::{CallerSource, UnknownCaller, VerifiedClaims};
 use crate::denial::Denial;
 use crate::headers::{CALLER_JWT, WORKLOAD_JWT, strip_identity_headers};
 use crate::metrics::{Label, ServiceLabels, TargetLabels};
-use crate::resilience::{BreakerLimit, TryOutcome};
+use crate::resilience::{BreakerLimit, GrpcStatus, TryOutcome};
 use crate::routing::{Decision, RouteRequest, decide, parse_host};
 use crate::state::{GatewayState, Shared};
 use crate::tokens::{looks_like_svid, verify_workload_svid};
@@ -224,14 +224,26 @@ impl Egress {
 
     /// Feeds a failed try to outlier detection (once per try) and excludes
     /// the cluster from the next decision.
-    fn failed_try(&self, ctx: &mut EgressCtx) {
+    fn failed_try(&self, ctx: &mut EgressCtx, outcome: TryOutcome) {
+        self.end_try(ctx, outcome, true);
+    }
+
+    /// Records how the current try ended (once per try: outlier detection,
+    /// the rollback guard); with `exclude`, the cluster is not chosen again
+    /// by a retry.
+    fn end_try(&self, ctx: &mut EgressCtx, outcome: TryOutcome, exclude: bool) {
         let c = &mut ctx.common;
         let Some(start) = c.upstream_start.take() else {
             return;
         };
         if let Some(dest) = &c.destination {
             if let Some(svc) = &c.service {
-                self.shared.health.record(svc, dest, false, start.elapsed());
+                self.shared
+                    .health
+                    .record(svc, dest, outcome, start.elapsed());
+            }
+            if !exclude {
+                return;
             }
             // A remote cluster is done after one failed try (its gateway
             // balances); the local one after each of its endpoints failed.
@@ -246,6 +258,20 @@ impl Egress {
             if exhausted && !ctx.tried.contains(dest) {
                 ctx.tried.push(dest.clone());
             }
+        }
+    }
+
+    /// Records the status a gRPC response's trailers (or their absence)
+    /// gave: the try is over, it is not retried.
+    fn record_grpc(&self, ctx: &EgressCtx) {
+        let c = &ctx.common;
+        if let (Some(svc), Some(dest), Some(code)) = (&c.service, &c.destination, c.grpc.code()) {
+            self.shared.health.record(
+                svc,
+                dest,
+                TryOutcome::Grpc(code),
+                c.upstream_duration.unwrap_or_default(),
+            );
         }
     }
 
@@ -477,6 +503,60 @@ impl ProxyHttp for Egress {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut EgressCtx,
+    ) -> pingora::Result<()> {
+        if resp.status.is_informational() {
+            return Ok(());
+        }
+        let c = &mut ctx.common;
+        c.upstream_duration = c.upstream_start.map(|t| t.elapsed());
+        c.grpc = GrpcStatus::from_headers(&resp.headers);
+        if c.grpc == GrpcStatus::Pending {
+            // Decided by the trailers; the body will have been streamed to
+            // the caller by then, so this try is final.
+            ctx.outcome_pending = true;
+            c.upstream_start = None;
+            return Ok(());
+        }
+        let outcome = c
+            .grpc
+            .code()
+            .map_or(TryOutcome::Status(resp.status.as_u16()), TryOutcome::Grpc);
+        let retriable = c.service.as_ref().is_some_and(|s| s.retry.matches(outcome));
+        self.end_try(ctx, outcome, retriable || !outcome.is_success());
+        if retriable
+            && !session.as_ref().retry_buffer_truncated()
+            && self.may_retry(session, ctx, outcome)
+        {
+            // Nothing was sent to the caller yet: drop this response and
+            // try another target (the error is retried in
+            // `error_while_proxy`).
+            ctx.retry_response = true;
+            return Error::e_explain(
+                ErrorType::HTTPStatus(resp.status.as_u16()),
+                format!("retrying on {outcome:?}"),
+            );
+        }
+        Ok(())
+    }
+
+    fn upstream_response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut EgressCtx,
+    ) -> pingora::Result<()> {
+        if std::mem::take(&mut ctx.outcome_pending) {
+            ctx.common.grpc = GrpcStatus::from_trailers(trailers);
+            self.record_grpc(ctx);
+        }
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -486,13 +566,6 @@ impl ProxyHttp for Egress {
         let c = &mut ctx.common;
         c.responded = true;
         c.status = resp.status.as_u16();
-        let latency = c.upstream_start.map(|t| t.elapsed()).unwrap_or_default();
-        c.upstream_duration = Some(latency);
-        if let (Some(svc), Some(dest)) = (&c.service, &c.destination) {
-            self.shared
-                .health
-                .record(svc, dest, resp.status.as_u16() < 500, latency);
-        }
         Ok(())
     }
 
@@ -513,7 +586,7 @@ impl ProxyHttp for Egress {
                 })
                 .inc();
         }
-        self.failed_try(ctx);
+        self.failed_try(ctx, TryOutcome::ConnectFailed);
         let retry = self.may_retry(session, ctx, TryOutcome::ConnectFailed);
         e.set_retry(retry);
         e
@@ -529,6 +602,12 @@ impl ProxyHttp for Egress {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
         ctx.permit = None;
+        if std::mem::take(&mut ctx.retry_response) {
+            // Raised by `upstream_response_filter` for a response in
+            // `retryOn`; the retry was already granted (and budgeted).
+            e.set_retry(true);
+            return e;
+        }
         if ctx.common.responded || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
             return e;
@@ -546,7 +625,7 @@ impl ProxyHttp for Egress {
             ctx.common.upstream_start = None;
             TryOutcome::RefusedStream
         } else {
-            self.failed_try(ctx);
+            self.failed_try(ctx, TryOutcome::Reset);
             TryOutcome::Reset
         };
         e.set_retry(self.may_retry(session, ctx, outcome));
@@ -567,7 +646,12 @@ impl ProxyHttp for Egress {
         crate::listener::next_request(session);
         ctx.permit = None;
         if !ctx.common.responded && e.is_some() && ctx.common.upstream_start.is_some() {
-            self.failed_try(ctx);
+            self.failed_try(ctx, TryOutcome::Reset);
+        }
+        if std::mem::take(&mut ctx.outcome_pending) {
+            // A gRPC stream that ended (or broke) without a status.
+            ctx.common.grpc = GrpcStatus::Missing;
+            self.record_grpc(ctx);
         }
         let c = &mut ctx.common;
         if c.status == 0 {

@@ -27,6 +27,7 @@ use crate::headers::{
 };
 use crate::identity::CallerClaims;
 use crate::metrics::Label;
+use crate::resilience::GrpcStatus;
 use crate::routing::{Headers, parse_host};
 use crate::state::Shared;
 
@@ -321,6 +322,19 @@ impl ProxyHttp for Ingress {
         if let Some(t) = c.upstream_start {
             c.upstream_duration = Some(t.elapsed());
         }
+        c.grpc = GrpcStatus::from_headers(&resp.headers);
+        Ok(())
+    }
+
+    fn upstream_response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut IngressCtx,
+    ) -> pingora::Result<()> {
+        if ctx.common.grpc == GrpcStatus::Pending {
+            ctx.common.grpc = GrpcStatus::from_trailers(trailers);
+        }
         Ok(())
     }
 
@@ -358,6 +372,9 @@ impl ProxyHttp for Ingress {
         }
         let caller = ctx.caller.clone().or_else(|| ctx.common.caller.clone());
         let c = &mut ctx.common;
+        if c.grpc == GrpcStatus::Pending {
+            c.grpc = GrpcStatus::Missing;
+        }
         if c.status == 0 {
             c.status = session
                 .response_written()

@@ -8,7 +8,7 @@ use causeway_api::model::policy::{
 };
 
 use super::breaker::BreakerConfig;
-use super::outlier::OutlierConfig;
+use super::outlier::{OutlierConfig, SuccessRateConfig};
 use super::rate_limit::RateLimitConfig;
 use super::retry::{RetryBudgetConfig, RetryConfig, RetryOn};
 use super::rollback::RollbackConfig;
@@ -20,6 +20,14 @@ impl From<&OutlierDetection> for OutlierConfig {
     fn from(o: &OutlierDetection) -> Self {
         Self {
             consecutive_errors: o.consecutive_errors,
+            consecutive_gateway_errors: o.consecutive_gateway_errors,
+            success_rate: o.success_rate.as_ref().map(|s| SuccessRateConfig {
+                // A comparison needs two targets.
+                minimum_hosts: s.minimum_hosts.max(2),
+                request_volume: s.request_volume.max(1),
+                stdev_factor: s.stdev_factor,
+            }),
+            interval: o.interval.max(Duration::from_millis(100)),
             base_ejection_time: o.base_ejection_time,
             max_ejection_time: MAX_EJECTION_TIME.max(o.base_ejection_time),
             max_ejection_percent: u8::try_from(o.max_ejection_percent.get()).unwrap_or(100),
@@ -48,9 +56,8 @@ impl From<&RateLimit> for RateLimitConfig {
 
 impl From<&RetryPolicy> for RetryConfig {
     fn from(r: &RetryPolicy) -> Self {
-        // Unknown names were rejected by the API's validation or are newer
-        // than this gateway; ignoring them only retries less.
-        let (retry_on, _unknown) = RetryOn::parse(r.retry_on.iter().map(String::as_str));
+        // Every condition the API accepts is known here.
+        let (retry_on, _unknown) = RetryOn::parse(r.retry_on.iter().map(|c| c.as_str()));
         Self {
             attempts: r.attempts,
             retry_on,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::breaker::{BreakerConfig, BreakerStatus, CircuitBreaker};
 use super::outlier::{OutlierConfig, OutlierDetector, OutlierEvent};
 use super::rate_limit::{RateLimitConfig, RateLimited, RateLimiter};
-use super::retry::{RetryBudget, RetryBudgetConfig, RetryConfig};
+use super::retry::{RetryBudget, RetryBudgetConfig, RetryConfig, TryOutcome};
 use super::rollback::{RollbackConfig, RollbackEvent, RollbackGuardState, RollbackStatus};
 use crate::routing::{HealthView, RoutingSnapshot, TargetHealth};
 
@@ -30,8 +30,8 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// What recording an outcome changed, for the caller to log and count.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Recorded {
-    /// An ejection change.
-    pub outlier: Option<OutlierEvent>,
+    /// Ejection changes.
+    pub outlier: Vec<OutlierEvent>,
     /// The rollback guard tripped.
     pub rollback: Option<RollbackEvent>,
 }
@@ -134,16 +134,23 @@ impl ServiceResilience {
     }
 
     /// Records the outcome of one try to `cluster`: feeds outlier detection
-    /// and, for the canary, the rollback guard. `success` is false for 5xx,
-    /// connect failures, resets and timeouts.
+    /// and, for the canary, the rollback guard. A failure is a 5xx, a gRPC
+    /// status that maps to one (`UNAVAILABLE`, `INTERNAL`, ...), a connect
+    /// failure, reset or timeout ([`TryOutcome::is_success`]).
     pub fn record(
         &self,
         cluster: &str,
-        success: bool,
+        outcome: TryOutcome,
         latency: Duration,
         now: Instant,
     ) -> Recorded {
-        let outlier = self.outlier.record(cluster, success, now);
+        let success = outcome.is_success();
+        let mut outlier: Vec<OutlierEvent> = self
+            .outlier
+            .record(cluster, outcome, now)
+            .into_iter()
+            .collect();
+        outlier.extend(self.outlier.evaluate(now));
         let rollback = read(&self.rollback)
             .as_ref()
             .filter(|g| g.canary() == cluster)

@@ -95,8 +95,14 @@ pub struct RetryOn {
     /// `reset`: the connection or stream was reset or timed out after the
     /// request was sent.
     pub reset: bool,
-    /// `unavailable`: a 503 response.
+    /// `unavailable`: a 503 response, or gRPC `UNAVAILABLE` (14).
     pub unavailable: bool,
+    /// `cancelled`: gRPC `CANCELLED` (1).
+    pub cancelled: bool,
+    /// `deadline-exceeded`: gRPC `DEADLINE_EXCEEDED` (4).
+    pub deadline_exceeded: bool,
+    /// `resource-exhausted`: gRPC `RESOURCE_EXHAUSTED` (8).
+    pub resource_exhausted: bool,
     /// `gateway-error`: 502, 503 or 504.
     pub gateway_error: bool,
     /// `5xx`: any 5xx response.
@@ -119,6 +125,9 @@ impl RetryOn {
                 "refused-stream" => r.refused_stream = true,
                 "reset" => r.reset = true,
                 "unavailable" => r.unavailable = true,
+                "cancelled" => r.cancelled = true,
+                "deadline-exceeded" => r.deadline_exceeded = true,
+                "resource-exhausted" => r.resource_exhausted = true,
                 "gateway-error" => r.gateway_error = true,
                 "5xx" => r.server_error = true,
                 "retriable-4xx" => r.retriable_4xx = true,
@@ -144,9 +153,36 @@ pub enum TryOutcome {
     Timeout,
     /// A response arrived with this status.
     Status(u16),
+    /// A gRPC response ended with this `grpc-status` code (HTTP 200).
+    Grpc(u8),
 }
 
 impl TryOutcome {
+    /// The HTTP status this outcome counts as: a gRPC code maps through
+    /// [`super::grpc::http_equivalent`]; connect failures, resets and
+    /// timeouts count as 503 (Envoy's locally-originated errors).
+    pub fn effective_status(&self) -> u16 {
+        match self {
+            TryOutcome::Status(s) => *s,
+            TryOutcome::Grpc(c) => super::grpc::http_equivalent(*c),
+            TryOutcome::Timeout => 504,
+            TryOutcome::ConnectFailed | TryOutcome::RefusedStream | TryOutcome::Reset => 503,
+        }
+    }
+
+    /// Whether the try succeeded for outlier detection and the rollback
+    /// guard: anything but a 5xx (or its gRPC or connection equivalent).
+    pub fn is_success(&self) -> bool {
+        self.effective_status() < 500
+    }
+
+    /// A gateway failure in Envoy's sense: 502, 503, 504 (or their gRPC
+    /// equivalents `UNAVAILABLE`, `DEADLINE_EXCEEDED`), connect failures,
+    /// resets and timeouts.
+    pub fn is_gateway_failure(&self) -> bool {
+        matches!(self.effective_status(), 502..=504)
+    }
+
     /// Whether the upstream may have acted on the request.
     pub fn upstream_may_have_acted(&self) -> bool {
         !matches!(self, TryOutcome::ConnectFailed | TryOutcome::RefusedStream)
@@ -190,6 +226,29 @@ pub struct RetryConfig {
 }
 
 impl RetryConfig {
+    /// Whether `outcome` is one of the `retryOn` conditions.
+    pub fn matches(&self, outcome: TryOutcome) -> bool {
+        let r = &self.retry_on;
+        match outcome {
+            TryOutcome::ConnectFailed => r.connect_failure,
+            TryOutcome::RefusedStream => r.refused_stream,
+            TryOutcome::Reset | TryOutcome::Timeout => r.reset,
+            TryOutcome::Status(s) => {
+                (s == 503 && r.unavailable)
+                    || (matches!(s, 502..=504) && r.gateway_error)
+                    || ((500..=599).contains(&s) && r.server_error)
+                    || (s == 409 && r.retriable_4xx)
+            }
+            TryOutcome::Grpc(c) => {
+                use super::grpc::{CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE};
+                (c == UNAVAILABLE && r.unavailable)
+                    || (c == CANCELLED && r.cancelled)
+                    || (c == DEADLINE_EXCEEDED && r.deadline_exceeded)
+                    || (c == RESOURCE_EXHAUSTED && r.resource_exhausted)
+            }
+        }
+    }
+
     /// Whether the try that ended with `outcome` may be retried, given the
     /// method and the retries already made (`retries_done`). Does not take
     /// from the budget: call [`RetryBudget::try_retry`] after a yes.
@@ -202,24 +261,21 @@ impl RetryConfig {
         retries_done: u32,
     ) -> Result<(), NoRetry> {
         let r = &self.retry_on;
-        let wanted = match outcome {
-            TryOutcome::ConnectFailed => r.connect_failure,
-            TryOutcome::RefusedStream => r.refused_stream,
-            TryOutcome::Reset | TryOutcome::Timeout => r.reset,
-            TryOutcome::Status(s) => {
-                (s == 503 && r.unavailable)
-                    || (matches!(s, 502..=504) && r.gateway_error)
-                    || ((500..=599).contains(&s) && r.server_error)
-                    || (s == 409 && r.retriable_4xx)
-            }
-        };
-        if !wanted {
+        if !self.matches(outcome) {
             return Err(NoRetry::NotRetriable);
         }
         if retries_done >= self.attempts {
             return Err(NoRetry::AttemptsExhausted);
         }
-        if outcome.upstream_may_have_acted() && !is_idempotent(method) && !r.non_idempotent {
+        // A gRPC status listed in `retryOn` is the service owner saying the
+        // call may be retried (gRPC's retry design, A6): every gRPC call is
+        // a POST, so idempotency is not asked.
+        let declared = matches!(outcome, TryOutcome::Grpc(_));
+        if outcome.upstream_may_have_acted()
+            && !declared
+            && !is_idempotent(method)
+            && !r.non_idempotent
+        {
             return Err(NoRetry::NotIdempotent);
         }
         Ok(())

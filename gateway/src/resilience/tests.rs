@@ -27,6 +27,8 @@ impl Clock {
 
 const S: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
+const OK: TryOutcome = TryOutcome::Status(200);
+const E500: TryOutcome = TryOutcome::Status(500);
 
 // ---------- outlier detection ----------
 
@@ -36,6 +38,7 @@ fn outlier(pct: u8) -> OutlierDetector {
         base_ejection_time: 10 * S,
         max_ejection_time: 25 * S,
         max_ejection_percent: pct,
+        ..OutlierConfig::default()
     });
     d.set_targets(["a", "b", "c", "d"]);
     d
@@ -46,22 +49,19 @@ fn outlier_ejects_after_consecutive_errors_with_growing_backoff() {
     let mut clk = Clock::new();
     let d = outlier(50);
     let now = clk.now;
-    assert_eq!(d.record("a", false, now), None);
-    assert_eq!(
-        d.record("a", true, now),
-        None,
-        "a success resets the streak"
-    );
-    assert_eq!(d.record("a", false, now), None);
-    assert_eq!(d.record("a", false, now), None);
+    assert_eq!(d.record("a", E500, now), None);
+    assert_eq!(d.record("a", OK, now), None, "a success resets the streak");
+    assert_eq!(d.record("a", E500, now), None);
+    assert_eq!(d.record("a", E500, now), None);
     assert!(!d.is_ejected("a", now));
-    let ev = d.record("a", false, now).unwrap();
+    let ev = d.record("a", E500, now).unwrap();
     assert_eq!(
         ev,
         OutlierEvent::Ejected {
             cluster: "a".into(),
             duration: 10 * S,
-            times: 1
+            times: 1,
+            reason: EjectionReason::ConsecutiveErrors,
         }
     );
     assert!(d.is_ejected("a", clk.at(9 * S)));
@@ -72,31 +72,31 @@ fn outlier_ejects_after_consecutive_errors_with_growing_backoff() {
     // Second ejection lasts twice as long, the third is capped at 25s.
     let now = clk.advance(10 * S);
     assert_eq!(
-        d.record("a", false, now),
+        d.record("a", E500, now),
         Some(OutlierEvent::Returned {
             cluster: "a".into()
         })
     );
-    d.record("a", false, now);
+    d.record("a", E500, now);
     assert!(
-        matches!(d.record("a", false, now), Some(OutlierEvent::Ejected { duration, times: 2, .. }) if duration == 20 * S)
+        matches!(d.record("a", E500, now), Some(OutlierEvent::Ejected { duration, times: 2, .. }) if duration == 20 * S)
     );
     let now = clk.advance(20 * S);
     for _ in 0..3 {
-        d.record("a", false, now);
+        d.record("a", E500, now);
     }
     assert_eq!(d.ejected(now), vec![(Arc::from("a"), 25 * S)]);
     assert_eq!(d.times_ejected("a"), 3);
     // Back in for 2 base ejection times with successes: the multiplier
     // decays from 3 to 1, so the next ejection lasts 2 x 10 s.
     let back = clk.advance(25 * S);
-    d.record("a", true, back);
-    d.record("a", true, back + 10 * S);
-    d.record("a", true, back + 20 * S);
+    d.record("a", OK, back);
+    d.record("a", OK, back + 10 * S);
+    d.record("a", OK, back + 20 * S);
     assert_eq!(d.times_ejected("a"), 1);
     let now = clk.advance(20 * S);
     for _ in 0..3 {
-        d.record("a", false, now);
+        d.record("a", E500, now);
     }
     assert_eq!(d.ejected(now), vec![(Arc::from("a"), 20 * S)]);
 }
@@ -107,26 +107,29 @@ fn outlier_respects_max_ejection_percent() {
     let d = outlier(50); // 4 targets: at most 2 ejected
     for c in ["a", "b", "c"] {
         for _ in 0..3 {
-            d.record(c, false, now);
+            d.record(c, E500, now);
         }
     }
     assert!(d.is_ejected("a", now) && d.is_ejected("b", now));
     assert!(!d.is_ejected("c", now));
     // The skipped target keeps failing: still skipped while the share is used.
-    d.record("c", false, now);
-    d.record("c", false, now);
+    d.record("c", E500, now);
+    d.record("c", E500, now);
     assert_eq!(
-        d.record("c", false, now),
+        d.record("c", E500, now),
         Some(OutlierEvent::EjectionSkipped {
             cluster: "c".into()
         })
     );
-    // 10% of 4 targets rounds down to 0: never eject.
+    // 10% of 4 targets rounds down to 0, but one ejection is always
+    // allowed (Envoy): the first failing target goes, the second stays.
     let d = outlier(10);
-    for _ in 0..10 {
-        d.record("a", false, now);
+    for _ in 0..3 {
+        d.record("a", E500, now);
+        d.record("b", E500, now);
     }
-    assert!(!d.is_ejected("a", now));
+    assert!(d.is_ejected("a", now));
+    assert!(!d.is_ejected("b", now), "only one of four at 10 %");
 }
 
 #[test]
@@ -134,13 +137,193 @@ fn outlier_ignores_outcomes_while_ejected_and_forgets_removed_targets() {
     let now = Clock::new().now;
     let d = outlier(100);
     for _ in 0..3 {
-        d.record("a", false, now);
+        d.record("a", E500, now);
     }
-    assert_eq!(d.record("a", false, now + S), None);
+    assert_eq!(d.record("a", E500, now + S), None);
     assert_eq!(d.times_ejected("a"), 1);
     d.set_targets(["b", "c"]);
     assert!(!d.is_ejected("a", now));
     assert_eq!(d.times_ejected("a"), 0);
+}
+
+#[test]
+fn outlier_consecutive_gateway_errors_count_only_gateway_failures() {
+    let now = Clock::new().now;
+    let d = OutlierDetector::new(OutlierConfig {
+        consecutive_errors: 0,
+        consecutive_gateway_errors: 3,
+        max_ejection_percent: 10,
+        ..OutlierConfig::default()
+    });
+    d.set_targets(["a", "b"]);
+    // 500 and gRPC INTERNAL are errors but not gateway failures: they
+    // break the streak.
+    d.record("a", TryOutcome::Grpc(grpc::UNAVAILABLE), now);
+    d.record("a", TryOutcome::ConnectFailed, now);
+    d.record("a", E500, now);
+    d.record("a", TryOutcome::Grpc(grpc::INTERNAL), now);
+    assert!(!d.is_ejected("a", now));
+    d.record("a", TryOutcome::Status(503), now);
+    d.record("a", TryOutcome::Grpc(grpc::DEADLINE_EXCEEDED), now);
+    let ev = d.record("a", TryOutcome::Grpc(grpc::UNAVAILABLE), now);
+    assert!(
+        matches!(
+            ev,
+            Some(OutlierEvent::Ejected {
+                reason: EjectionReason::ConsecutiveGatewayErrors,
+                ..
+            })
+        ),
+        "{ev:?}"
+    );
+    // gRPC caller errors (NOT_FOUND, RESOURCE_EXHAUSTED) are successes for
+    // the detectors.
+    for _ in 0..10 {
+        d.record("b", TryOutcome::Grpc(5), now);
+        d.record("b", TryOutcome::Grpc(grpc::RESOURCE_EXHAUSTED), now);
+    }
+    assert!(!d.is_ejected("b", now));
+}
+
+#[test]
+fn outlier_success_rate_ejects_the_outlier_once_per_interval() {
+    let mut clk = Clock::new();
+    let d = OutlierDetector::new(OutlierConfig {
+        consecutive_errors: 0,
+        success_rate: Some(SuccessRateConfig {
+            minimum_hosts: 3,
+            request_volume: 10,
+            stdev_factor: 1000,
+        }),
+        interval: 10 * S,
+        max_ejection_percent: 10,
+        ..OutlierConfig::default()
+    });
+    d.set_targets(["a", "b", "c", "d"]);
+    let t0 = clk.now;
+    assert!(
+        d.evaluate(t0).is_empty(),
+        "the first call starts the interval"
+    );
+    for i in 0..20u32 {
+        d.record("a", OK, t0);
+        d.record("b", OK, t0);
+        d.record("c", if i % 10 == 0 { E500 } else { OK }, t0);
+        // d: 50 % success, never 2 failures in a row.
+        d.record("d", if i % 2 == 0 { E500 } else { OK }, t0);
+    }
+    assert!(d.evaluate(clk.at(9 * S)).is_empty(), "before the interval");
+    let now = clk.advance(10 * S);
+    let evs = d.evaluate(now);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert!(matches!(
+        &evs[0],
+        OutlierEvent::Ejected { cluster, reason: EjectionReason::SuccessRate, .. } if &**cluster == "d"
+    ));
+    assert!(d.is_ejected("d", now) && !d.is_ejected("c", now));
+    // Counts restart each interval: too few requests, nothing happens.
+    for _ in 0..5 {
+        d.record("c", E500, now);
+    }
+    assert!(d.evaluate(clk.advance(10 * S)).is_empty());
+}
+
+#[test]
+fn outlier_success_rate_needs_minimum_hosts_with_volume() {
+    let mut clk = Clock::new();
+    let d = OutlierDetector::new(OutlierConfig {
+        consecutive_errors: 0,
+        success_rate: Some(SuccessRateConfig {
+            minimum_hosts: 3,
+            request_volume: 10,
+            stdev_factor: 1000,
+        }),
+        interval: 10 * S,
+        ..OutlierConfig::default()
+    });
+    d.set_targets(["a", "b", "c"]);
+    d.evaluate(clk.now);
+    for i in 0..20u32 {
+        d.record("a", OK, clk.now);
+        d.record("b", if i % 2 == 0 { E500 } else { OK }, clk.now);
+    }
+    for _ in 0..9 {
+        d.record("c", OK, clk.now);
+    }
+    assert!(
+        d.evaluate(clk.advance(10 * S)).is_empty(),
+        "c has 9 < 10 requests: two hosts are not enough"
+    );
+}
+
+#[test]
+fn grpc_status_is_classified_per_the_spec() {
+    use http::HeaderMap;
+    let mut h = HeaderMap::new();
+    h.insert("content-type", "application/grpc+proto".parse().unwrap());
+    assert_eq!(GrpcStatus::from_headers(&h), GrpcStatus::Pending);
+    h.insert("grpc-status", "14".parse().unwrap());
+    assert_eq!(GrpcStatus::from_headers(&h), GrpcStatus::Code(14));
+    assert_eq!(GrpcStatus::Code(14).label(), "14");
+    h.insert("grpc-status", "17".parse().unwrap());
+    assert_eq!(GrpcStatus::from_headers(&h), GrpcStatus::Invalid);
+    assert_eq!(GrpcStatus::Invalid.code(), Some(grpc::UNKNOWN));
+    h.insert("content-type", "application/grpc-web".parse().unwrap());
+    assert_eq!(GrpcStatus::from_headers(&h), GrpcStatus::NotGrpc);
+    assert_eq!(
+        GrpcStatus::from_trailers(&HeaderMap::new()),
+        GrpcStatus::Missing
+    );
+    assert_eq!(GrpcStatus::Missing.code(), Some(grpc::INTERNAL));
+    // Failures: the server-side codes; caller errors are not.
+    let failing: Vec<u8> = (0..=16)
+        .filter(|c| !TryOutcome::Grpc(*c).is_success())
+        .collect();
+    assert_eq!(failing, vec![2, 4, 12, 13, 14, 15]);
+    let gateway: Vec<u8> = (0..=16)
+        .filter(|c| TryOutcome::Grpc(*c).is_gateway_failure())
+        .collect();
+    assert_eq!(gateway, vec![4, 14]);
+}
+
+#[test]
+fn retry_on_grpc_conditions_ignores_the_post_method() {
+    let cfg = RetryConfig {
+        attempts: 2,
+        retry_on: RetryOn::parse(["unavailable", "resource-exhausted"]).0,
+    };
+    let post = http::Method::POST;
+    assert_eq!(cfg.may_retry(&post, TryOutcome::Grpc(14), 0), Ok(()));
+    assert_eq!(cfg.may_retry(&post, TryOutcome::Grpc(8), 1), Ok(()));
+    assert_eq!(
+        cfg.may_retry(&post, TryOutcome::Grpc(14), 2),
+        Err(NoRetry::AttemptsExhausted)
+    );
+    assert_eq!(
+        cfg.may_retry(&post, TryOutcome::Grpc(4), 0),
+        Err(NoRetry::NotRetriable),
+        "deadline-exceeded not listed"
+    );
+    assert_eq!(
+        cfg.may_retry(&post, TryOutcome::Grpc(0), 0),
+        Err(NoRetry::NotRetriable)
+    );
+    // HTTP 503 under `unavailable` still asks idempotency.
+    assert_eq!(
+        cfg.may_retry(&post, TryOutcome::Status(503), 0),
+        Err(NoRetry::NotIdempotent)
+    );
+    assert_eq!(
+        cfg.may_retry(&http::Method::GET, TryOutcome::Status(503), 0),
+        Ok(())
+    );
+    let all = RetryOn::parse(["cancelled", "deadline-exceeded"]).0;
+    let cfg = RetryConfig {
+        attempts: 1,
+        retry_on: all,
+    };
+    assert!(cfg.matches(TryOutcome::Grpc(1)) && cfg.matches(TryOutcome::Grpc(4)));
+    assert!(!cfg.matches(TryOutcome::Grpc(14)));
 }
 
 // ---------- circuit breaker ----------
@@ -545,6 +728,7 @@ mod registry {
             interval: 10 * S,
             base_ejection_time: 30 * S,
             max_ejection_percent: Percent::new(50).unwrap(),
+            ..OutlierDetection::default()
         });
         spec.rollback_guard = Some(RollbackGuard {
             canary: "canary".parse().unwrap(),
@@ -597,16 +781,19 @@ mod registry {
 
         // The canary fails: 2 consecutive errors eject it (50% of 2 targets = 1).
         let now = clk.now;
-        assert!(svc.record("canary", false, 10 * MS, now).outlier.is_none());
-        let rec = svc.record("canary", false, 10 * MS, now);
-        assert!(matches!(rec.outlier, Some(OutlierEvent::Ejected { .. })));
+        assert!(svc.record("canary", E500, 10 * MS, now).outlier.is_empty());
+        let rec = svc.record("canary", E500, 10 * MS, now);
+        assert!(matches!(
+            rec.outlier.as_slice(),
+            [OutlierEvent::Ejected { .. }]
+        ));
         assert_eq!(picks(&snap, &reg.view(now)), ["stable".to_string()].into());
         // Back after 30 s ...
         let now = clk.advance(30 * S);
         assert_eq!(picks(&snap, &reg.view(now)).len(), 2);
         // ... the rollback guard trips at 4 requests with > 50% errors.
-        svc.record("canary", true, MS, now);
-        let rec = svc.record("canary", false, MS, now);
+        svc.record("canary", OK, MS, now);
+        let rec = svc.record("canary", E500, MS, now);
         let ev = rec.rollback.unwrap();
         assert_eq!(&*ev.canary, "canary");
         assert!(

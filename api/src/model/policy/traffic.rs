@@ -166,10 +166,9 @@ pub struct RetryPolicy {
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "250ms")]
     pub per_try_timeout: Option<Duration>,
-    /// Retry conditions: `connect-failure`, `refused-stream`, `reset`,
-    /// `unavailable`, `5xx`, `gateway-error`, `retriable-4xx` (default
-    /// `connect-failure`, `refused-stream`, `reset`).
-    pub retry_on: Vec<String>,
+    /// Retry conditions (default `connect-failure`, `refused-stream`,
+    /// `reset`); an unknown name is refused with its field path.
+    pub retry_on: Vec<RetryCondition>,
     /// Retries may add at most this share of requests (default 20).
     pub budget_percent: Percent,
 }
@@ -180,11 +179,65 @@ impl Default for RetryPolicy {
             attempts: 2,
             per_try_timeout: None,
             retry_on: vec![
-                "connect-failure".to_owned(),
-                "refused-stream".to_owned(),
-                "reset".to_owned(),
+                RetryCondition::ConnectFailure,
+                RetryCondition::RefusedStream,
+                RetryCondition::Reset,
             ],
             budget_percent: Percent(20),
+        }
+    }
+}
+
+/// A `retryOn` condition. HTTP conditions match the response status; the
+/// gRPC ones match `grpc-status` (an HTTP 200), which a gateway can only
+/// retry while nothing was streamed to the caller: a trailers-only answer
+/// (the status in the headers) is retried, a status in the trailers after
+/// response messages is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryCondition {
+    /// Connecting to the target failed (nothing was sent).
+    ConnectFailure,
+    /// HTTP/2 `REFUSED_STREAM` or GOAWAY before the request was processed.
+    RefusedStream,
+    /// Reset, closed or timed out after the request was sent.
+    Reset,
+    /// HTTP 503, or gRPC `UNAVAILABLE` (14).
+    Unavailable,
+    /// HTTP 502, 503 or 504.
+    GatewayError,
+    /// Any HTTP 5xx.
+    #[serde(rename = "5xx")]
+    ServerError,
+    /// HTTP 409.
+    #[serde(rename = "retriable-4xx")]
+    Retriable4xx,
+    /// gRPC `CANCELLED` (1).
+    Cancelled,
+    /// gRPC `DEADLINE_EXCEEDED` (4).
+    DeadlineExceeded,
+    /// gRPC `RESOURCE_EXHAUSTED` (8).
+    ResourceExhausted,
+    /// Also retry non-idempotent HTTP requests after the upstream may have
+    /// acted (explicit opt-in; gRPC conditions never ask).
+    NonIdempotent,
+}
+
+impl RetryCondition {
+    /// The name as written in a policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectFailure => "connect-failure",
+            Self::RefusedStream => "refused-stream",
+            Self::Reset => "reset",
+            Self::Unavailable => "unavailable",
+            Self::GatewayError => "gateway-error",
+            Self::ServerError => "5xx",
+            Self::Retriable4xx => "retriable-4xx",
+            Self::Cancelled => "cancelled",
+            Self::DeadlineExceeded => "deadline-exceeded",
+            Self::ResourceExhausted => "resource-exhausted",
+            Self::NonIdempotent => "non-idempotent",
         }
     }
 }
@@ -234,13 +287,24 @@ impl Default for CircuitBreaker {
     }
 }
 
-/// Passive health checking: eject a target after consecutive errors.
+/// Passive health checking of each target (the service in one cluster),
+/// as Envoy's outlier detection: consecutive errors, consecutive gateway
+/// errors and success-rate outliers eject the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct OutlierDetection {
-    /// Consecutive errors that eject a target (default 5).
+    /// Consecutive errors that eject a target: 5xx, gRPC statuses that map
+    /// to 5xx (`UNAVAILABLE`, `INTERNAL`, ...), connect failures, resets
+    /// and timeouts (default 5; 0 = off).
     pub consecutive_errors: u32,
-    /// How often ejections are reconsidered (default 10s).
+    /// Consecutive gateway errors that eject a target: 502, 503, 504, gRPC
+    /// `UNAVAILABLE` and `DEADLINE_EXCEEDED`, connect failures, resets and
+    /// timeouts (default 0 = off).
+    pub consecutive_gateway_errors: u32,
+    /// Success-rate ejection; absent = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<SuccessRateEjection>,
+    /// How often success rates are compared (default 10s).
     #[serde(with = "humantime_serde")]
     #[schema(value_type = String, example = "10s")]
     pub interval: Duration,
@@ -248,14 +312,42 @@ pub struct OutlierDetection {
     #[serde(with = "humantime_serde")]
     #[schema(value_type = String, example = "30s")]
     pub base_ejection_time: Duration,
-    /// Never eject more than this share of targets (default 10).
+    /// Never eject more than this share of targets, but always allow one
+    /// ejection (default 10).
     pub max_ejection_percent: Percent,
+}
+
+/// Envoy's success-rate ejection: every `interval`, targets with at least
+/// `requestVolume` requests are compared (when there are `minimumHosts` of
+/// them); one whose success rate is below `mean - stdevFactor / 1000 *
+/// stdev` is ejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SuccessRateEjection {
+    /// Targets with enough requests needed (default 5; at least 2).
+    pub minimum_hosts: u32,
+    /// Requests a target needs in the interval (default 100).
+    pub request_volume: u32,
+    /// The stdev multiplier in thousandths (default 1900 = 1.9).
+    pub stdev_factor: u32,
+}
+
+impl Default for SuccessRateEjection {
+    fn default() -> Self {
+        Self {
+            minimum_hosts: 5,
+            request_volume: 100,
+            stdev_factor: 1900,
+        }
+    }
 }
 
 impl Default for OutlierDetection {
     fn default() -> Self {
         Self {
             consecutive_errors: 5,
+            consecutive_gateway_errors: 0,
+            success_rate: None,
             interval: Duration::from_secs(10),
             base_ejection_time: Duration::from_secs(30),
             max_ejection_percent: Percent(10),
