@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// Withdraw exports of clusters silent for this long from imports.
     #[arg(long, env = "CAUSEWAY_STALE_AFTER", value_parser = humantime::parse_duration)]
     pub stale_after: Option<Duration>,
+    /// Gateway admin URLs for the console: a YAML/JSON map `cluster: url`.
+    #[arg(long, env = "CAUSEWAY_CONSOLE_GATEWAYS")]
+    pub console_gateways: Option<PathBuf>,
+    /// Refresh period of the console's live views, e.g. `5s`.
+    #[arg(long, env = "CAUSEWAY_CONSOLE_REFRESH", value_parser = humantime::parse_duration)]
+    pub console_refresh: Option<Duration>,
     /// Accept every request as admin (local experiments only).
     #[arg(long, env = "CAUSEWAY_DANGER_DISABLE_AUTH")]
     pub danger_disable_auth: bool,
@@ -129,6 +135,12 @@ impl ServeArgs {
         }
         if self.stale_after.is_some() {
             c.stale_after = self.stale_after;
+        }
+        if self.console_gateways.is_some() {
+            c.console.gateway_admins_file = self.console_gateways.clone();
+        }
+        if let Some(r) = self.console_refresh {
+            c.console.refresh = r;
         }
         c.danger_disable_auth |= self.danger_disable_auth;
         c.validate()?;
