@@ -138,7 +138,12 @@ async fn console_sign_in_keeps_the_token_in_an_http_only_cookie() {
         "application/x-www-form-urlencoded".to_owned(),
     );
     let bad = anon
-        .raw(Method::POST, "/ui/login", Some(form("nope")), &[ct.clone()])
+        .raw(
+            Method::POST,
+            "/ui/login",
+            Some(form("nope")),
+            std::slice::from_ref(&ct),
+        )
         .await
         .unwrap();
     assert_eq!(bad.status.as_u16(), 401);

@@ -34,6 +34,9 @@ use super::AppState;
 use super::routes::authenticate;
 use crate::token::Principal;
 
+/// Sent by the script on live refreshes.
+const LIVE_HEADER: &str = "x-console-live";
+
 /// The console's session cookie.
 const COOKIE: &str = "causeway_console";
 
@@ -85,10 +88,10 @@ fn caller(headers: &HeaderMap, state: &AppState) -> Result<Principal, Refused> {
     let mut h = HeaderMap::new();
     if let Some(a) = headers.get(header::AUTHORIZATION) {
         h.insert(header::AUTHORIZATION, a.clone());
-    } else if let Some(t) = cookie(headers, COOKIE) {
-        if let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}")) {
-            h.insert(header::AUTHORIZATION, v);
-        }
+    } else if let Some(t) = cookie(headers, COOKIE)
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
+    {
+        h.insert(header::AUTHORIZATION, v);
     }
     let p = authenticate(&h, &state.0.authn).map_err(|e| {
         if headers.get(header::AUTHORIZATION).is_none() && cookie(headers, COOKIE).is_none() {
@@ -192,7 +195,13 @@ async fn residency(
     q: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Refused> {
     caller(&headers, &s)?;
-    let q = q.map(|Query(q)| q).unwrap_or_default();
+    // A live refresh replaces the live sections only: the explanation is
+    // not asked again on every tick.
+    let q = if headers.contains_key(LIVE_HEADER) {
+        ExplainQuery::default()
+    } else {
+        q.map(|Query(q)| q).unwrap_or_default()
+    };
     let body = views::residency(&s, &q).await;
     Ok(page(&s, views::View::Residency, body))
 }

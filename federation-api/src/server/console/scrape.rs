@@ -118,7 +118,7 @@ struct GatewayState {
 /// The gateway admins file and the last two scrapes of each gateway.
 #[derive(Debug, Default)]
 struct State {
-    file_stamp: Option<SystemTime>,
+    file_stamp: Option<(SystemTime, u64)>,
     file_error: Option<String>,
     gateways: BTreeMap<String, GatewayState>,
     last_scrape: Option<Instant>,
@@ -221,7 +221,9 @@ impl Scraper {
         let Some(file) = &self.file else {
             return;
         };
-        let stamp = std::fs::metadata(file).and_then(|m| m.modified()).ok();
+        let stamp = std::fs::metadata(file)
+            .and_then(|m| Ok((m.modified()?, m.len())))
+            .ok();
         if stamp.is_some() && stamp == st.file_stamp {
             return;
         }
@@ -379,9 +381,19 @@ pub(crate) fn quantile(q: f64, buckets: &BTreeMap<OrderedLe, f64>) -> Option<f64
 }
 
 /// A bucket bound ordered as a number.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct OrderedLe(pub(crate) f64);
+impl PartialEq for OrderedLe {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 impl Eq for OrderedLe {}
+impl PartialOrd for OrderedLe {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for OrderedLe {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)

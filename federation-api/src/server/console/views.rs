@@ -177,6 +177,9 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 /// What every view reads from the catalog.
 struct Catalog {
+    /// The newest mod revision among the catalog's resources: what a
+    /// gateway that followed every change has at least (the store's own
+    /// revision also counts heartbeat writes, which gateways never see).
     revision: u64,
     clusters: BTreeMap<String, Cluster>,
     imports: Vec<ServiceImport>,
@@ -189,11 +192,17 @@ struct Catalog {
 async fn read(s: &AppState) -> Result<Catalog, String> {
     let cat = &s.0.catalog;
     let e = |e: crate::server::ApiError| e.detail().to_owned();
-    let revision = cat
-        .store()
-        .current_revision()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut revision = 0;
+    for prefix in [
+        cat.keys().clusters(),
+        cat.keys().exports(),
+        cat.keys().bundles(),
+        cat.keys().all_policies(),
+    ] {
+        for st in cat.list_all(&prefix).await.map_err(e)? {
+            revision = revision.max(st.revision);
+        }
+    }
     let live = cat.liveness().await.map_err(e)?;
     let clusters = cat
         .clusters(&live)
@@ -286,7 +295,7 @@ pub(crate) async fn map(s: &AppState) -> Result<String, String> {
         .count();
     let _ = write!(
         out,
-        "<section id=\"map-summary\" data-live><p class=\"summary\">{} clusters, {connected} connected · catalog revision {} · heartbeat TTL {}s</p>{}</section>",
+        "<section id=\"map-summary\" data-live><p class=\"summary\">{} clusters, {connected} connected · catalog at revision {} · heartbeat TTL {}s</p>{}</section>",
         c.clusters.len(),
         c.revision,
         s.0.config.heartbeat_ttl.as_secs(),
@@ -361,18 +370,20 @@ fn cluster_card(cl: &Cluster, c: &Catalog, o: &Observed) -> String {
     match o.gateways.get(&id) {
         Some(g) => match (&g.error, g.catalog_revision) {
             (None, Some(rev)) => {
-                let behind = c.revision.saturating_sub(rev);
                 let age = g
                     .catalog_age_seconds
                     .map_or_else(String::new, |a| format!(", loaded {a:.0}s ago"));
-                let lag = if behind == 0 {
-                    badge("ok", "current")
+                let (state, lag) = if rev >= c.revision {
+                    ("current", badge("ok", "current"))
                 } else {
-                    badge("warn", &format!("{behind} revisions behind"))
+                    (
+                        "behind",
+                        badge("warn", &format!("behind: the catalog is at {}", c.revision)),
+                    )
                 };
                 let _ = write!(
                     rows,
-                    "<dt>Catalog revision</dt><dd>{rev} {lag}{}</dd>",
+                    "<dt>Catalog revision</dt><dd data-catalog=\"{state}\">{rev} {lag}{}</dd>",
                     esc(&age)
                 );
             }

@@ -26,7 +26,7 @@
   function refresh() {
     if (inflight) { again = true; return; }
     inflight = true;
-    fetch(location.pathname + location.search, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    fetch(location.pathname + location.search, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Console-Live": "1" } })
       .then(function (r) {
         if (r.status === 401 || r.status === 403) { location.reload(); throw new Error("signed out"); }
         return r.text();
