@@ -262,3 +262,36 @@ async fn console_events_report_catalog_changes() {
         "{seen}"
     );
 }
+
+#[tokio::test]
+async fn console_services_show_conflicts_with_their_mcs_reason() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let (_, _, body) = get(&s, Some(s.token(&["read"])), "/ui/services", &[]).await;
+    assert!(body.contains("Conflicts: none."), "{body}");
+    let _: Versioned<Value> = s
+        .admin()
+        .put(
+            "/v1/clusters/us-1",
+            &cluster("us-1", "us.example.org", "us-east"),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let _: Versioned<Value> = s
+        .admin()
+        .put(
+            &export_path("us-1", "shop", "cart"),
+            &export("us-1", "shop", "cart", 80, "TCP", "Headless"),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let (_, _, body) = get(&s, Some(s.token(&["read"])), "/ui/services", &[]).await;
+    assert!(body.contains("<strong>TypeConflict</strong>"), "{body}");
+    assert!(
+        body.contains("from oldest service export in &quot;eu-1&quot;"),
+        "{body}"
+    );
+    assert!(!body.contains("Conflicts: none."), "{body}");
+}
