@@ -24,6 +24,8 @@ Starts a local Causeway federation and shows it routing:
     exported only in the US, is therefore always denied); shop/profile
     requests with `x-data-region: eu` too
   - sample traffic between the clusters
+  - the read-only web console: its URL (with a read token in the fragment)
+    is printed first; open it in a browser (docs/console.md)
   - a live view: clusters, which cluster serves each caller and why (from
     each gateway's /debug/route), residency denials, request rates; plus the
     REST API URL, every gateway's metrics and /debug/route URLs, and

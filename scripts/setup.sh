@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing Causeway needs and is missing:
 # cmake (Pingora's zlib-ng), protoc (gRPC code generation), etcd (tests and
-# `--etcd` mode), zsh and fish (the CLI's completion tests). As root it
+# `--etcd` mode), zsh and fish (the CLI's completion tests), chromium, node
+# and npm (the console's browser test, e2e/tests/console.rs). As root it
 # installs from Debian; otherwise it says what to install and exits non-zero.
+# Then it installs the console test's pinned playwright-core from the npm
+# registry into e2e/console/node_modules (`npm ci` against the lockfile),
+# only when the lockfile changed since the last install.
 # Terraform (e2e/tests/terraform.rs) is not packaged by Debian or by the
 # registries these machines reach: when it is missing or too old this script
 # says so, and those tests fail (they never skip).
@@ -32,10 +36,28 @@ need ip iproute2
 # The CLI tests check that `causewayctl completion zsh|fish` parses in those shells.
 need zsh zsh
 need fish fish
+# The console's browser test: headless Chromium driven by playwright-core.
+need chromium chromium
+need node nodejs
+need npm npm
 # etcd-client compiles etcd's protos, which import google/protobuf/*.proto
 [ -f /usr/include/google/protobuf/descriptor.proto ] || missing_pkgs+=(libprotobuf-dev)
 
+# npm ci of e2e/console when its lockfile changed since the last install
+# (a stamp in node_modules holds the lockfile's hash): a no-op on later runs.
+console_npm() {
+  local dir=e2e/console stamp=e2e/console/node_modules/.causeway-lock-sha256 sum
+  sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+    return 0
+  fi
+  echo "causeway: installing the console test's playwright-core (npm ci in $dir)" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$sum" >"$stamp"
+}
+
 if [ ${#missing_pkgs[@]} -eq 0 ]; then
+  console_npm
   exit 0
 fi
 
@@ -50,8 +72,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
 # Debian's etcd-server package starts a system etcd on the default ports;
-# tests start their own on free ports, so stop the system one.
-if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now etcd >/dev/null 2>&1 || true
+# tests start their own on free ports, so stop the system one (only when
+# this run installed it: other etcd processes are not ours to stop).
+if [[ " ${missing_pkgs[*]} " == *" etcd-server "* ]]; then
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+  pkill -x etcd >/dev/null 2>&1 || true
 fi
-pkill -x etcd >/dev/null 2>&1 || true
+console_npm

@@ -35,6 +35,8 @@ pub struct ApiSettings {
     pub log_level: String,
     /// The loopback address the replicas listen on.
     pub ip: IpAddr,
+    /// Refresh period of the web console's live views (and its gateway scrapes).
+    pub console_refresh: Duration,
 }
 
 /// The API replicas and the key their tokens are signed with.
@@ -45,6 +47,9 @@ pub struct FederationApi {
     keys: JwtKeys,
     settings: ApiSettings,
     replicas: Vec<Replica>,
+    /// Cluster id -> gateway admin URL, written to `gateway-admins.yaml`
+    /// for the console.
+    admins: std::collections::BTreeMap<String, String>,
 }
 
 impl FederationApi {
@@ -68,7 +73,9 @@ impl FederationApi {
             keys,
             settings,
             replicas: Vec::new(),
+            admins: std::collections::BTreeMap::new(),
         };
+        api.write_admins()?;
         for addr in crate::net::free_addrs(api.settings.ip, replicas.max(1))? {
             api.replicas.push(Replica { addr, proc: None });
         }
@@ -86,6 +93,10 @@ impl FederationApi {
             .arg(&self.secret_file)
             .arg("--heartbeat-ttl")
             .arg(format!("{}ms", self.settings.heartbeat_ttl.as_millis()))
+            .arg("--console-gateways")
+            .arg(self.admins_file())
+            .arg("--console-refresh")
+            .arg(format!("{}ms", self.settings.console_refresh.as_millis()))
             .env("RUST_LOG", &self.settings.log_level);
         if !self.settings.etcd.is_empty() {
             cmd.arg("--etcd").arg(self.settings.etcd.join(","));
@@ -117,6 +128,31 @@ impl FederationApi {
             let tail = proc.as_ref().map(|p| p.log_tail(30)).unwrap_or_default();
             anyhow::anyhow!("{e}; log tail:\n{tail}")
         })
+    }
+
+    /// The console's gateway admins file (`cluster: url`).
+    pub fn admins_file(&self) -> PathBuf {
+        self.dir.join("gateway-admins.yaml")
+    }
+
+    fn write_admins(&self) -> anyhow::Result<()> {
+        // Written whole, then renamed: the API never reads half a file.
+        let tmp = self.dir.join("gateway-admins.yaml.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.admins)?)?;
+        std::fs::rename(&tmp, self.admins_file())?;
+        Ok(())
+    }
+
+    /// Tells the console where `cluster`'s gateway admin endpoint is.
+    pub fn add_gateway_admin(&mut self, cluster: &str, admin: SocketAddr) -> anyhow::Result<()> {
+        self.admins
+            .insert(cluster.to_owned(), format!("http://{admin}"));
+        self.write_admins()
+    }
+
+    /// The web console's URL (`/ui/`) on the first replica.
+    pub fn console_url(&self) -> String {
+        format!("{}/ui/", self.url())
     }
 
     /// Kills replica `i` (SIGKILL).

@@ -52,6 +52,8 @@ pub struct Timings {
     pub probe_interval: Duration,
     /// Gateway upstream connect timeout.
     pub connect_timeout: Duration,
+    /// Refresh period of the web console (live views, gateway scrapes).
+    pub console_refresh: Duration,
 }
 
 impl Default for Timings {
@@ -63,6 +65,7 @@ impl Default for Timings {
             reload_interval: Duration::from_millis(100),
             probe_interval: Duration::from_millis(300),
             connect_timeout: Duration::from_millis(500),
+            console_refresh: Duration::from_secs(1),
         }
     }
 }
@@ -191,6 +194,7 @@ impl FederationBuilder {
                 heartbeat_ttl: self.timings.heartbeat_ttl,
                 log_level: "warn".into(),
                 ip: api_ip,
+                console_refresh: self.timings.console_refresh,
             },
         )
         .await?;
@@ -379,6 +383,7 @@ impl Federation {
         let mut gateway = GatewayProcess::new(&p.dir.join("gateway"), config)?;
         gateway.namespace = namespace;
         gateway.start().await?;
+        self.api.add_gateway_admin(&p.def.id, admin)?;
         Ok(ClusterHandle {
             def: p.def,
             ip,

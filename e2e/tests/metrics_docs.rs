@@ -104,6 +104,7 @@ async fn federation_metrics_are_the_documented_ones() -> anyhow::Result<()> {
             heartbeat_ttl: Duration::from_secs(10),
             log_level: "warn".into(),
             ip: [127, 0, 0, 1].into(),
+            console_refresh: Duration::from_secs(5),
         },
     )
     .await?;

@@ -41,5 +41,6 @@ fn local_federation_once_shows_routes_and_denials() {
     let eu = line("us-east-1 -> shop/profile [x-data-region: eu]");
     assert!(eu.contains("200 eu-central-1"), "{eu}");
     assert!(stdout.contains("/debug/route"), "{stdout}");
+    assert!(stdout.contains("/ui/#token="), "{stdout}");
     assert!(stderr.contains("stopped"), "{stderr}");
 }

@@ -68,6 +68,12 @@
 //! `causeway_build_info{version,commit}`; every one is described in
 //! `docs/metrics.md`.
 //!
+//! # Console
+//! `/ui/` serves a read-only web console (Map, Traffic, Services,
+//! Residency, Trust) with the same tokens (read scope), live over
+//! Server-Sent Events from the watch hub; `console.gatewayAdminsFile` lists
+//! the gateway admin endpoints it scrapes and asks. See docs/console.md.
+//!
 //! # Version
 //! `GET /v1/version` (no authentication) answers
 //! [`causeway_api::wire::VersionInfo`]: `{version, gitCommit?}`, the commit
@@ -85,6 +91,7 @@
 
 mod catalog;
 pub mod config;
+mod console;
 mod edge;
 pub mod error;
 mod extract;
@@ -106,7 +113,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 pub use self::catalog::{Catalog, Listed, Liveness, Stored};
-pub use self::config::{ServerConfig, StoreConfig};
+pub use self::config::{ConsoleConfig, ServerConfig, StoreConfig};
 pub use self::error::ApiError;
 use self::extract::BodyLimit;
 pub use self::extract::{Preconditions, etag};
@@ -148,6 +155,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) registry: Registry,
     pub(crate) quotas: quota::Quotas,
+    pub(crate) console: console::Scraper,
 }
 
 /// The shared state of every handler.
@@ -183,6 +191,10 @@ impl Server {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let catalog = Catalog::new(store, &config, metrics.clone());
+        let console = console::Scraper::new(
+            config.console.gateway_admins_file.clone(),
+            config.console.refresh,
+        );
         Ok(Self {
             state: AppState(Arc::new(Inner {
                 catalog,
@@ -191,6 +203,7 @@ impl Server {
                 config,
                 metrics,
                 registry,
+                console,
             })),
         })
     }

@@ -65,6 +65,13 @@ pub struct X509Authority {
 }
 
 impl X509Authority {
+    /// When the CA certificate expires (its notAfter); `None` when the
+    /// certificate does not parse.
+    pub fn not_after(&self) -> Option<time::OffsetDateTime> {
+        let (_, c) = x509_parser::parse_x509_certificate(self.cert.as_ref()).ok()?;
+        Some(c.validity().not_after.to_datetime())
+    }
+
     /// The CA certificate in DER.
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert

@@ -89,7 +89,14 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         TrafficDriver::start(with_egress, Duration::from_millis(250))
     });
-    let help = guide(&fed, &token_file);
+    // The console signs in from the URL fragment, which never reaches a
+    // server log; a read token is all it needs.
+    let console = format!(
+        "{}#token={}",
+        fed.api().console_url(),
+        fed.api().token(&["read"])?
+    );
+    let help = guide(&fed, &token_file, &console);
     println!("{help}");
 
     let refresh = Duration::from_secs_f64(args.refresh.max(0.2));
@@ -131,9 +138,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// URLs and commands to try.
-fn guide(fed: &Federation, token_file: &std::path::Path) -> String {
+fn guide(fed: &Federation, token_file: &std::path::Path, console: &str) -> String {
     let api = fed.api().url();
     let mut s = String::new();
+    s.push_str(&format!(
+        "Console       {console}\n              (read-only web console: map, traffic, services, residency, trust)\n"
+    ));
     s.push_str(&format!(
         "REST API      {api}/v1/clusters   (OpenAPI: {api}/v1/openapi.json)\n"
     ));

@@ -72,6 +72,37 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Per-cluster catalog quotas and write rate (429 past them).
     pub quota: super::quota::QuotaConfig,
+    /// The read-only web console at `/ui/` (docs/console.md).
+    pub console: ConsoleConfig,
+}
+
+/// The read-only web console at `/ui/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConsoleConfig {
+    /// Serve the console (default true). It only reads, with the same tokens
+    /// as the API (read scope).
+    pub enabled: bool,
+    /// A YAML or JSON map `cluster id: gateway admin base URL`
+    /// (`http://10.0.0.5:15000`), re-read when it changes. The console
+    /// scrapes `/metrics` of these gateways (traffic, denials, probes,
+    /// catalog revision) and asks their `/debug/route`. Unset: the console
+    /// shows the catalog only.
+    pub gateway_admins_file: Option<PathBuf>,
+    /// Refresh period of live views, and the shortest time between two
+    /// scrapes of a gateway however many consoles are open.
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            gateway_admins_file: None,
+            refresh: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -90,6 +121,7 @@ impl Default for ServerConfig {
             max_page_size: 1000,
             shutdown_grace: Duration::from_secs(10),
             quota: super::quota::QuotaConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -152,6 +184,11 @@ impl ServerConfig {
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
             return Err(ConfigError::Invalid(
                 "defaultPageSize must be between 1 and maxPageSize".into(),
+            ));
+        }
+        if self.console.refresh < Duration::from_millis(500) {
+            return Err(ConfigError::Invalid(
+                "console.refresh must be at least 500ms".into(),
             ));
         }
         let s = &self.store;

@@ -31,6 +31,11 @@ impl ApiError {
         }
     }
 
+    /// The human-readable detail, if any.
+    pub fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or(self.slug)
+    }
+
     /// Attaches a human-readable detail.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());

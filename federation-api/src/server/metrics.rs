@@ -42,7 +42,7 @@ pub struct StoreLabels {
 /// Labels of the open-watch gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WatchLabels {
-    /// `ndjson` or `grpc`.
+    /// `ndjson`, `grpc` or `console` (the web console's event streams).
     pub protocol: &'static str,
 }
 
@@ -85,7 +85,7 @@ impl Metrics {
         );
         // Bounded labels start at 0: "no watch open" and "no store error"
         // are series of their own, not missing ones.
-        for protocol in ["ndjson", "grpc"] {
+        for protocol in ["ndjson", "grpc", "console"] {
             let _ = m.watch_streams.get_or_create(&WatchLabels { protocol });
         }
         for op in STORE_OPS {

@@ -121,11 +121,14 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 /// request metrics.
 pub(crate) fn router(state: AppState) -> Router {
     let (rest, _) = api_router().split_for_parts();
+    let mut rest = rest.with_state(state.clone());
+    if state.0.config.console.enabled {
+        rest = rest.merge(super::console::router(state.clone()));
+    }
     let rest = rest
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(axum::middleware::from_fn(super::edge::layer))
-        .with_state(state.clone());
+        .layer(axum::middleware::from_fn(super::edge::layer));
     super::grpc::add_to(rest, state.clone()).layer(axum::middleware::from_fn_with_state(
         state,
         super::http_metrics::record,

@@ -100,6 +100,12 @@ pub struct ServeArgs {
     /// Writes a member cluster may burst above its sustained rate.
     #[arg(long, env = "CAUSEWAY_CLUSTER_WRITE_BURST")]
     pub cluster_write_burst: Option<u32>,
+    /// Gateway admin URLs for the console: a YAML/JSON map `cluster: url`.
+    #[arg(long, env = "CAUSEWAY_CONSOLE_GATEWAYS")]
+    pub console_gateways: Option<PathBuf>,
+    /// Refresh period of the console's live views, e.g. `5s`.
+    #[arg(long, env = "CAUSEWAY_CONSOLE_REFRESH", value_parser = humantime::parse_duration)]
+    pub console_refresh: Option<Duration>,
     /// Accept every request as admin (local experiments only).
     #[arg(long, env = "CAUSEWAY_DANGER_DISABLE_AUTH")]
     pub danger_disable_auth: bool,
@@ -153,6 +159,12 @@ impl ServeArgs {
             .cluster_writes_per_second
             .unwrap_or(q.writes_per_second);
         q.write_burst = self.cluster_write_burst.unwrap_or(q.write_burst);
+        if self.console_gateways.is_some() {
+            c.console.gateway_admins_file = self.console_gateways.clone();
+        }
+        if let Some(r) = self.console_refresh {
+            c.console.refresh = r;
+        }
         c.danger_disable_auth |= self.danger_disable_auth;
         c.validate()?;
         Ok(c)
