@@ -353,6 +353,18 @@ fn weight(w: &World, s: usize, c: usize) -> u32 {
 }
 
 fn eligible(w: &World, s: usize, c: usize, header: Option<&str>, exclude: &[String]) -> bool {
+    eligible_if(w, s, c, header, exclude, false)
+}
+
+/// Eligible; with `panic`, ejection is ignored (panic routing).
+fn eligible_if(
+    w: &World,
+    s: usize,
+    c: usize,
+    header: Option<&str>,
+    exclude: &[String],
+    panic: bool,
+) -> bool {
     let Some(e) = &w.exports[s][c] else {
         return false;
     };
@@ -360,7 +372,7 @@ fn eligible(w: &World, s: usize, c: usize, header: Option<&str>, exclude: &[Stri
     allowed(w, s, c, header)
         && !exclude.contains(&cid(c))
         && e.ready > 0
-        && !(ej || open || probe || rb)
+        && !((ej && !panic) || open || probe || rb)
         && weight(w, s, c) > 0
 }
 
@@ -407,13 +419,17 @@ proptest! {
             let hs = headers.as_slice();
             let req = RouteRequest::service("ns", SERVICES[s]).with_headers(hs).with_random(random).with_exclude(&exclude_refs);
             let d = decide(&snap, &health, &req);
-            let best = (0..n).filter(|c| eligible(&w, s, *c, header, &exclude)).map(|c| rank(&w, s, c).0).min();
+            let best_of = |panic| (0..n).filter(|c| eligible_if(&w, s, *c, header, &exclude, panic)).map(|c| rank(&w, s, c).0).min();
+            // Panic routing: only when nothing is eligible, ejected ones are.
+            let panic = best_of(false).is_none();
+            let best = best_of(panic);
             let exported = (0..n).any(|c| w.exports[s][c].is_some());
             match &d {
                 Decision::Route(r) => {
                     let c: usize = r.target.cluster[1..].parse().unwrap();
                     prop_assert!(allowed(&w, s, c, header), "residency violated: {:?}", r);
-                    prop_assert!(eligible(&w, s, c, header, &exclude), "ineligible target: {:?}", r);
+                    prop_assert!(eligible_if(&w, s, c, header, &exclude, panic), "ineligible target: {:?}", r);
+                    prop_assert_eq!(r.reason.panic, panic);
                     let (rk, tier) = rank(&w, s, c);
                     prop_assert_eq!(Some(rk), best, "not the best tier");
                     prop_assert_eq!(&r.tier, &tier);
@@ -449,7 +465,8 @@ proptest! {
         w.policies.push(P { service: Some(s), header_values: None, jurs: 0b001, regions: 0 });
         for c in 0..n {
             if w.clusters[c].jurs & 0b001 != 0 {
-                w.health[s][c].0 = true;
+                // Down (probe failing): ejection alone would be panic-routed.
+                w.health[s][c].2 = true;
             }
         }
         let b = build(&w);

@@ -64,6 +64,9 @@ pub struct RouteReason {
     /// The best tier with healthy capacity was not the best tier that has
     /// candidates (the request failed over).
     pub failover: bool,
+    /// Panic routing: every allowed candidate was ejected by outlier
+    /// detection, so the ejected ones were used (as Envoy's panic threshold).
+    pub panic: bool,
     /// Healthy, weighted candidates in the chosen tier (including the chosen
     /// one).
     pub tier_candidates: u32,
@@ -95,6 +98,9 @@ impl fmt::Display for RouteReason {
         )?;
         if self.failover {
             f.write_str(" after failover from better tiers without healthy capacity")?;
+        }
+        if self.panic {
+            f.write_str(" (panic: every allowed candidate is ejected, ejection ignored)")?;
         }
         if let Some(p) = &self.residency_policy {
             write!(f, "; residency restricted by {p}")?;

@@ -190,6 +190,8 @@ fn mix(mut z: u64) -> u64 {
 /// 2. Tiers best first (zone, region, failover priority labels, rest); the
 ///    first tier with a healthy, weighted candidate is used.
 /// 3. Inside that tier a weighted pick with `request.random`.
+/// 4. When nothing is left only because outlier detection ejected it, the
+///    same again with the ejected candidates back in (panic routing).
 pub fn decide<H: HealthView + ?Sized>(
     snapshot: &RoutingSnapshot,
     health: &H,
@@ -200,62 +202,29 @@ pub fn decide<H: HealthView + ?Sized>(
         Err(d) => return Decision::Deny(d),
     };
     let active = ActiveResidency::new(snapshot, svc, request);
-    // Scramble the seed so that callers passing counters (or seeds a fixed
-    // step apart) do not get overlapping streams.
-    let mut rng = mix(request.random ^ 0x5851_F42D_4C95_7F2D);
-    let mut residency_filtered = 0u32;
-    let mut any_allowed_earlier = false;
-    let mut any_allowed = false;
-    let mut any_healthy = false;
-    for span in &svc.tiers {
-        let mut total = 0u64;
-        let mut count = 0u32;
-        let mut chosen: Option<(&Candidate, u32)> = None;
-        let mut tier_allowed = false;
-        for c in &svc.candidates[span.start as usize..span.end as usize] {
-            match verdict(snapshot, svc, &active, c, port, health, request) {
-                Verdict::Residency(_) => residency_filtered += 1,
-                Verdict::PortNotExported => {}
-                Verdict::Excluded | Verdict::NoReadyEndpoints | Verdict::Unhealthy(_) => {
-                    tier_allowed = true;
-                }
-                Verdict::ZeroWeight(_) => {
-                    tier_allowed = true;
-                    any_healthy = true;
-                }
-                Verdict::Eligible(w, _) => {
-                    tier_allowed = true;
-                    any_healthy = true;
-                    total += u64::from(w);
-                    count += 1;
-                    let r = next_random(&mut rng);
-                    if ((u128::from(r) * u128::from(total)) >> 64) < u128::from(w) {
-                        chosen = Some((c, w));
-                    }
-                }
+    let mut tally = match pick(snapshot, svc, &active, port, health, request, false) {
+        Ok(route) => return Decision::Route(route),
+        Err(tally) => tally,
+    };
+    if tally.only_ejected {
+        // Panic routing, as Envoy's panic threshold: when outlier detection
+        // has ejected every allowed candidate that is otherwise up, ejection
+        // would turn a partly failing service into a fully failing one, so
+        // the ejected candidates are used (residency still filters first).
+        match pick(snapshot, svc, &active, port, health, request, true) {
+            Ok(mut route) => {
+                route.reason.panic = true;
+                return Decision::Route(route);
             }
+            Err(t) => tally = t,
         }
-        if let Some((c, w)) = chosen {
-            return Decision::Route(Route {
-                target: c.target.clone(),
-                tier: span.tier.clone(),
-                reason: RouteReason {
-                    failover: any_allowed_earlier,
-                    tier_candidates: count,
-                    weight: w,
-                    tier_weight: total,
-                    residency_policy: active
-                        .first
-                        .map(|r| Arc::clone(&snapshot.rules[r as usize].name)),
-                    residency_policies: active.count,
-                    traffic_policy: svc.traffic_policy.clone(),
-                },
-                alternatives: count - 1,
-            });
-        }
-        any_allowed |= tier_allowed;
-        any_allowed_earlier |= tier_allowed;
     }
+    let Tally {
+        residency_filtered,
+        any_allowed,
+        any_healthy,
+        ..
+    } = tally;
     let policy = active
         .first
         .map(|r| Arc::clone(&snapshot.rules[r as usize].name));
@@ -292,4 +261,98 @@ pub fn decide<H: HealthView + ?Sized>(
         )
     };
     Decision::Deny(deny)
+}
+
+/// What the tiers held when no candidate could be picked.
+#[derive(Debug, Default)]
+struct Tally {
+    residency_filtered: u32,
+    any_allowed: bool,
+    any_healthy: bool,
+    /// Some allowed candidate is out only because it is ejected.
+    only_ejected: bool,
+}
+
+/// Picks a target in the best tier with healthy, weighted capacity; with
+/// `use_ejected`, candidates out only by ejection count as healthy.
+fn pick<H: HealthView + ?Sized>(
+    snapshot: &RoutingSnapshot,
+    svc: &ServiceRoutes,
+    active: &ActiveResidency,
+    port: Option<u16>,
+    health: &H,
+    request: &RouteRequest<'_>,
+    use_ejected: bool,
+) -> Result<Route, Tally> {
+    let mut tally = Tally::default();
+    // Scramble the seed so that callers passing counters (or seeds a fixed
+    // step apart) do not get overlapping streams.
+    let mut rng = mix(request.random ^ 0x5851_F42D_4C95_7F2D);
+    let mut any_allowed_earlier = false;
+    for span in &svc.tiers {
+        let mut total = 0u64;
+        let mut count = 0u32;
+        let mut chosen: Option<(&Candidate, u32)> = None;
+        let mut tier_allowed = false;
+        for c in &svc.candidates[span.start as usize..span.end as usize] {
+            let mut v = verdict(snapshot, svc, active, c, port, health, request);
+            if let Verdict::Unhealthy(h) = v
+                && h.ejected
+                && !h.circuit_open
+                && !h.probe_failed
+            {
+                tally.only_ejected = true;
+                if use_ejected {
+                    v = if h.rolled_back || c.weight == 0 {
+                        Verdict::ZeroWeight(h)
+                    } else {
+                        Verdict::Eligible(c.weight, h)
+                    };
+                }
+            }
+            match v {
+                Verdict::Residency(_) => tally.residency_filtered += 1,
+                Verdict::PortNotExported => {}
+                Verdict::Excluded | Verdict::NoReadyEndpoints | Verdict::Unhealthy(_) => {
+                    tier_allowed = true;
+                }
+                Verdict::ZeroWeight(_) => {
+                    tier_allowed = true;
+                    tally.any_healthy = true;
+                }
+                Verdict::Eligible(w, _) => {
+                    tier_allowed = true;
+                    tally.any_healthy = true;
+                    total += u64::from(w);
+                    count += 1;
+                    let r = next_random(&mut rng);
+                    if ((u128::from(r) * u128::from(total)) >> 64) < u128::from(w) {
+                        chosen = Some((c, w));
+                    }
+                }
+            }
+        }
+        if let Some((c, w)) = chosen {
+            return Ok(Route {
+                target: c.target.clone(),
+                tier: span.tier.clone(),
+                reason: RouteReason {
+                    failover: any_allowed_earlier,
+                    panic: false,
+                    tier_candidates: count,
+                    weight: w,
+                    tier_weight: total,
+                    residency_policy: active
+                        .first
+                        .map(|r| Arc::clone(&snapshot.rules[r as usize].name)),
+                    residency_policies: active.count,
+                    traffic_policy: svc.traffic_policy.clone(),
+                },
+                alternatives: count - 1,
+            });
+        }
+        tally.any_allowed |= tier_allowed;
+        any_allowed_earlier |= tier_allowed;
+    }
+    Err(tally)
 }

@@ -157,6 +157,11 @@ impl Health {
         self.0.entry(c).or_default().ejected = true;
         self
     }
+    /// Down: its gateway's active probe fails.
+    fn down(mut self, c: &'static str) -> Self {
+        self.0.entry(c).or_default().probe_failed = true;
+        self
+    }
     fn open(mut self, c: &'static str) -> Self {
         self.0.entry(c).or_default().circuit_open = true;
         self
@@ -335,9 +340,32 @@ fn tiers_spill_in_order() {
         .ejected("eu-b")
         .ejected("de-a")
         .ejected("us-a");
+    // Every candidate ejected: panic routing uses them, nearest first.
     let d = decide(&snap, &all, &RouteRequest::host(HOST));
+    assert_eq!(routed(&d), ("eu-a", Tier::Zone));
+    assert!(d.route().unwrap().reason.panic);
+    // A failing probe or an open circuit is not ejection: no panic there.
+    let down = Health::default()
+        .ejected("eu-a")
+        .down("eu-a")
+        .ejected("eu-b")
+        .down("eu-b")
+        .ejected("de-a")
+        .down("de-a")
+        .open("us-a");
+    let d = decide(&snap, &down, &RouteRequest::host(HOST));
     assert_eq!(d.deny().unwrap().reason, DenyReason::NoHealthyCluster);
     assert_eq!(d.deny().unwrap().status, 503);
+    // Panic skips what is down for another reason: eu-a's circuit is open.
+    let all_but = Health::default()
+        .ejected("eu-a")
+        .open("eu-a")
+        .ejected("eu-b")
+        .ejected("de-a")
+        .ejected("us-a");
+    let d = decide(&snap, &all_but, &RouteRequest::host(HOST));
+    assert_eq!(routed(&d), ("eu-b", Tier::Region));
+    assert!(d.route().unwrap().reason.panic);
 }
 
 #[test]
@@ -426,7 +454,7 @@ fn residency_service_level_is_a_hard_filter() {
     // The allowed cluster down: 503, never another cluster.
     let d = decide(
         &snap,
-        &Health::default().ejected("de-a"),
+        &Health::default().down("de-a"),
         &RouteRequest::host(HOST),
     );
     let deny = d.deny().unwrap();
@@ -832,7 +860,7 @@ fn explain_names_filters_and_tiers() {
     let hd: &[(&str, &str)] = &[("x-r", "de")];
     let ex = explain(
         &snap,
-        &h.ejected("de-a"),
+        &h.down("de-a"),
         &RouteRequest::host(HOST).with_headers(hd),
     );
     let json = serde_json::to_value(&ex).unwrap();
