@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use pingora::apps::ServerApp;
 use pingora::listeners::tls::Acceptor;
-use pingora::protocols::Stream;
+use pingora::protocols::l4::socket::SocketAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -109,10 +110,10 @@ pub(crate) async fn serve<A>(
             let _permit = permit;
             let _live = live;
             active.inc();
+            let l4 = with_peer_digest(tcp, peer);
             let stream: Option<Stream> = match &*transport {
-                Transport::Plain => Some(Box::new(L4Stream::from(tcp))),
+                Transport::Plain => Some(Box::new(l4)),
                 Transport::Tls { acceptor, tunnel } => {
-                    let l4 = L4Stream::from(tcp);
                     // The handshake and tunnel futures are boxed: inline, their
                     // state (about 20 KiB) would stay allocated in this task
                     // for the whole life of every connection, idle or not.
@@ -161,4 +162,16 @@ pub(crate) async fn serve<A>(
     drop(listener);
     app.cleanup().await;
     in_flight.idle().await;
+}
+
+/// The Pingora stream of an accepted connection, with a socket digest that
+/// already knows the peer's address (from `accept`, no `getpeername`):
+/// `Session::client_addr` reads it (`callers.byAddress`, access logs).
+fn with_peer_digest(tcp: tokio::net::TcpStream, peer: std::net::SocketAddr) -> L4Stream {
+    use std::os::fd::AsRawFd;
+    let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+    let _ = digest.peer_addr.set(Some(SocketAddr::Inet(peer)));
+    let mut l4 = L4Stream::from(tcp);
+    l4.set_socket_digest(digest);
+    l4
 }

@@ -116,13 +116,28 @@ async fn s14_caller_identity() -> anyhow::Result<()> {
         "{m}"
     );
     // B refused `web` by name: its access log states the verified caller.
-    let denied = fed
-        .cluster("us-east-1")?
-        .gateway
-        .access_log()
-        .into_iter()
-        .filter(|l| l["status"] == 403)
-        .count();
-    assert!(denied >= 15, "B logged its refusals: {denied}");
+    // Lines are written after the response, off the request path: wait.
+    let b = &fed.cluster("us-east-1")?.gateway;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let denied = loop {
+        let denied: Vec<_> = b
+            .access_log()
+            .into_iter()
+            .filter(|l| l["status"] == 403)
+            .collect();
+        if denied.len() >= 15 || std::time::Instant::now() > deadline {
+            break denied;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        denied.len() >= 15,
+        "B logged its refusals: {}",
+        denied.len()
+    );
+    assert!(
+        denied.iter().all(|l| l["caller"] == WEB),
+        "every refusal names the verified caller: {denied:?}"
+    );
     Ok(())
 }
