@@ -2288,8 +2288,8 @@ fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
 
 // ------------------------------------------------ docs name real things --
 
-/// The deployment docs: both charts' READMEs, every Terraform README and
-/// docs/deploy.md.
+/// The deployment docs: both charts' READMEs, every Terraform README,
+/// docs/deploy.md, and docs/libraries.md (which names tests by file).
 fn deploy_docs() -> Vec<PathBuf> {
     fn readmes(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -2304,7 +2304,7 @@ fn deploy_docs() -> Vec<PathBuf> {
         }
     }
     let root = repo_root();
-    let mut docs = vec![root.join("docs/deploy.md")];
+    let mut docs = vec![root.join("docs/deploy.md"), root.join("docs/libraries.md")];
     readmes(&root.join("charts"), &mut docs);
     readmes(&root.join("terraform"), &mut docs);
     docs.sort();
