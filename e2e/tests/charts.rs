@@ -1954,6 +1954,86 @@ fn extension_points_reach_the_rendered_objects() {
     }
 }
 
+/// The federation API has the same extension points as the gateway: pod
+/// annotations, extra env, volumes and mounts (here a CSI volume), lifecycle,
+/// DNS config, probe timings and security contexts without fixed IDs; they
+/// reach its pod as written, the chart's own settings stay, and the rendered
+/// objects pass the Kubernetes schemas.
+#[test]
+fn federation_api_extension_points_reach_its_pod() {
+    let mut args = FEDERATION_ONLY.to_vec();
+    args.extend([
+        "--set",
+        "federationApi.podAnnotations.team=platform",
+        "--set",
+        "federationApi.extraEnv[0].name=HTTPS_PROXY",
+        "--set",
+        "federationApi.extraEnv[0].value=http://proxy:3128",
+        "--set",
+        "federationApi.extraVolumes[0].name=spiffe",
+        "--set",
+        "federationApi.extraVolumes[0].csi.driver=csi.spiffe.io",
+        "--set",
+        "federationApi.extraVolumes[0].csi.readOnly=true",
+        "--set",
+        "federationApi.extraVolumeMounts[0].name=spiffe",
+        "--set",
+        "federationApi.extraVolumeMounts[0].mountPath=/spiffe-workload-api",
+        "--set",
+        "federationApi.extraVolumeMounts[0].readOnly=true",
+        "--set",
+        "federationApi.lifecycle.preStop.sleep.seconds=3",
+        "--set",
+        "federationApi.dnsConfig.options[0].name=ndots",
+        "--set-string",
+        "federationApi.dnsConfig.options[0].value=2",
+        "--set",
+        "federationApi.probes.readiness.periodSeconds=7",
+        "--set",
+        "podSecurityContext.runAsUser=null",
+        "--set",
+        "podSecurityContext.runAsGroup=null",
+        "--set",
+        "podSecurityContext.fsGroup=null",
+        "--set",
+        "securityContext.runAsUser=null",
+        "--set",
+        "securityContext.runAsGroup=null",
+    ]);
+    let text = template(&args).unwrap_or_else(|e| panic!("{e}"));
+    let docs = parse_manifests(&text);
+    let newest = KUBE_VERSIONS[KUBE_VERSIONS.len() - 1];
+    assert_kube_valid(&text, &[newest], "federation API with extension points");
+    let pod = &find(&docs, "Deployment", FEDERATION).value["spec"]["template"];
+    let spec = &pod["spec"];
+    let c = &spec["containers"][0];
+    assert_eq!(pod["metadata"]["annotations"]["team"], "platform");
+    let env = c["env"].as_array().unwrap();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "HTTPS_PROXY" && e["value"] == "http://proxy:3128"),
+        "{env:?}"
+    );
+    assert_eq!(volume(spec, "spiffe")["csi"]["driver"], "csi.spiffe.io");
+    assert_eq!(
+        volume_mount(spec, "spiffe")["mountPath"],
+        "/spiffe-workload-api"
+    );
+    // The chart's own volumes are still mounted beside the extra one.
+    volume_mount(spec, "config");
+    assert_eq!(c["lifecycle"]["preStop"]["sleep"]["seconds"], 3);
+    assert_eq!(spec["dnsConfig"]["options"][0]["value"], "2");
+    assert_eq!(c["readinessProbe"]["periodSeconds"], 7);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["periodSeconds"], 10, "default kept");
+    for sc in [&spec["securityContext"], &c["securityContext"]] {
+        for key in ["runAsUser", "runAsGroup", "fsGroup"] {
+            assert!(sc[key].is_null(), "{key} set: {sc}");
+        }
+        assert_eq!(sc["runAsNonRoot"], true);
+    }
+}
+
 // ------------------------------------------- the bundled etcd, for real --
 
 /// Writes `ca.crt`, `tls.crt`, `tls.key` Secret-style directories: `member`
