@@ -1,7 +1,8 @@
 //! Exponential back-off with full jitter (AWS architecture blog, "Exponential
 //! Backoff And Jitter"): the n-th delay is uniform in `[0, min(cap, base * 2^n)]`,
 //! so a hundred gateways reconnecting after an API restart spread out
-//! instead of stampeding.
+//! instead of stampeding. Kept rather than `backon`, whose jitter only adds
+//! up to one more delay on top (docs/libraries.md).
 
 use std::time::Duration;
 

@@ -1954,6 +1954,86 @@ fn extension_points_reach_the_rendered_objects() {
     }
 }
 
+/// The federation API has the same extension points as the gateway: pod
+/// annotations, extra env, volumes and mounts (here a CSI volume), lifecycle,
+/// DNS config, probe timings and security contexts without fixed IDs; they
+/// reach its pod as written, the chart's own settings stay, and the rendered
+/// objects pass the Kubernetes schemas.
+#[test]
+fn federation_api_extension_points_reach_its_pod() {
+    let mut args = FEDERATION_ONLY.to_vec();
+    args.extend([
+        "--set",
+        "federationApi.podAnnotations.team=platform",
+        "--set",
+        "federationApi.extraEnv[0].name=HTTPS_PROXY",
+        "--set",
+        "federationApi.extraEnv[0].value=http://proxy:3128",
+        "--set",
+        "federationApi.extraVolumes[0].name=spiffe",
+        "--set",
+        "federationApi.extraVolumes[0].csi.driver=csi.spiffe.io",
+        "--set",
+        "federationApi.extraVolumes[0].csi.readOnly=true",
+        "--set",
+        "federationApi.extraVolumeMounts[0].name=spiffe",
+        "--set",
+        "federationApi.extraVolumeMounts[0].mountPath=/spiffe-workload-api",
+        "--set",
+        "federationApi.extraVolumeMounts[0].readOnly=true",
+        "--set",
+        "federationApi.lifecycle.preStop.sleep.seconds=3",
+        "--set",
+        "federationApi.dnsConfig.options[0].name=ndots",
+        "--set-string",
+        "federationApi.dnsConfig.options[0].value=2",
+        "--set",
+        "federationApi.probes.readiness.periodSeconds=7",
+        "--set",
+        "podSecurityContext.runAsUser=null",
+        "--set",
+        "podSecurityContext.runAsGroup=null",
+        "--set",
+        "podSecurityContext.fsGroup=null",
+        "--set",
+        "securityContext.runAsUser=null",
+        "--set",
+        "securityContext.runAsGroup=null",
+    ]);
+    let text = template(&args).unwrap_or_else(|e| panic!("{e}"));
+    let docs = parse_manifests(&text);
+    let newest = KUBE_VERSIONS[KUBE_VERSIONS.len() - 1];
+    assert_kube_valid(&text, &[newest], "federation API with extension points");
+    let pod = &find(&docs, "Deployment", FEDERATION).value["spec"]["template"];
+    let spec = &pod["spec"];
+    let c = &spec["containers"][0];
+    assert_eq!(pod["metadata"]["annotations"]["team"], "platform");
+    let env = c["env"].as_array().unwrap();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "HTTPS_PROXY" && e["value"] == "http://proxy:3128"),
+        "{env:?}"
+    );
+    assert_eq!(volume(spec, "spiffe")["csi"]["driver"], "csi.spiffe.io");
+    assert_eq!(
+        volume_mount(spec, "spiffe")["mountPath"],
+        "/spiffe-workload-api"
+    );
+    // The chart's own volumes are still mounted beside the extra one.
+    volume_mount(spec, "config");
+    assert_eq!(c["lifecycle"]["preStop"]["sleep"]["seconds"], 3);
+    assert_eq!(spec["dnsConfig"]["options"][0]["value"], "2");
+    assert_eq!(c["readinessProbe"]["periodSeconds"], 7);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["periodSeconds"], 10, "default kept");
+    for sc in [&spec["securityContext"], &c["securityContext"]] {
+        for key in ["runAsUser", "runAsGroup", "fsGroup"] {
+            assert!(sc[key].is_null(), "{key} set: {sc}");
+        }
+        assert_eq!(sc["runAsNonRoot"], true);
+    }
+}
+
 // ------------------------------------------- the bundled etcd, for real --
 
 /// Writes `ca.crt`, `tls.crt`, `tls.key` Secret-style directories: `member`
@@ -2284,4 +2364,229 @@ fn bundled_etcd_with_tls_and_backup_works_from_the_rendered_manifests() {
         String::from_utf8_lossy(&get().stdout).trim(),
         "before-backup"
     );
+}
+
+// ------------------------------------------------ docs name real things --
+
+/// The deployment docs: both charts' READMEs, every Terraform README,
+/// docs/deploy.md, and docs/libraries.md (which names tests by file).
+fn deploy_docs() -> Vec<PathBuf> {
+    fn readmes(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.file_name().unwrap().to_str().unwrap().starts_with('.') {
+                    readmes(&path, out);
+                }
+            } else if path.file_name().unwrap() == "README.md" {
+                out.push(path);
+            }
+        }
+    }
+    let root = repo_root();
+    let mut docs = vec![root.join("docs/deploy.md"), root.join("docs/libraries.md")];
+    readmes(&root.join("charts"), &mut docs);
+    readmes(&root.join("terraform"), &mut docs);
+    docs.sort();
+    docs
+}
+
+/// GitHub's anchor of a Markdown heading.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut fenced = false;
+    let mut out = BTreeSet::new();
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            out.insert(heading_anchor(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// The text outside fenced code blocks.
+fn prose(markdown: &str) -> String {
+    let mut fenced = false;
+    let mut out = String::new();
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Inline code spans of `text`.
+fn code_spans(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// Workspace package name → its directory.
+fn workspace_packages() -> BTreeMap<String, PathBuf> {
+    let root = repo_root();
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        if let Some(name) = manifest
+            .lines()
+            .skip_while(|l| l.trim() != "[package]")
+            .find_map(|l| l.strip_prefix("name = "))
+        {
+            out.insert(name.trim_matches('"').to_owned(), dir);
+        }
+    }
+    out
+}
+
+/// Every link, repository path, `cargo run -p … --bin …` and "test `t` in
+/// `file.rs`" in the deployment docs names something that exists: a README
+/// that sends its reader to a moved file is caught here, not by a user. The
+/// checker itself is tried on a doc with one of each mistake.
+#[test]
+fn deploy_docs_name_only_files_that_exist() {
+    fn problems(doc: &Path, text: &str, packages: &BTreeMap<String, PathBuf>) -> Vec<String> {
+        let root = repo_root();
+        let dir = doc.parent().unwrap();
+        let mut out = Vec::new();
+        let exists = |p: &str| dir.join(p).exists() || root.join(p).exists();
+        // Markdown links, relative ones resolved from the doc.
+        for chunk in text.split("](").skip(1) {
+            let target = chunk.split(')').next().unwrap();
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let file = if path.is_empty() {
+                doc.to_owned()
+            } else {
+                dir.join(path)
+            };
+            if !file.exists() {
+                out.push(format!(
+                    "link ({target}): {} does not exist",
+                    file.display()
+                ));
+            } else if !anchor.is_empty() {
+                let md = if file.is_dir() {
+                    file.join("README.md")
+                } else {
+                    file.clone()
+                };
+                let headings = anchors(&std::fs::read_to_string(&md).unwrap_or_default());
+                if !headings.contains(anchor) {
+                    out.push(format!(
+                        "link ({target}): no heading #{anchor} in {}",
+                        md.display()
+                    ));
+                }
+            }
+        }
+        // Inline code that is a path in this repository (its first segment
+        // is an entry of the repository root or of the doc's directory).
+        let prose = prose(text);
+        for span in code_spans(&prose) {
+            if span.contains(char::is_whitespace)
+                || !span.contains('/')
+                || span.starts_with('/')
+                || span.contains(['<', '*', ':', '{', '"', '~', '@'])
+            {
+                continue;
+            }
+            let first = span.split('/').next().unwrap();
+            let ours = first == ".."
+                || (!first.is_empty() && (dir.join(first).exists() || root.join(first).exists()));
+            if ours && !exists(span.trim_end_matches('/')) {
+                out.push(format!(
+                    "path `{span}` exists neither in {} nor in the repository root",
+                    dir.display()
+                ));
+            }
+        }
+        // "`test_name` in `some/file.rs`": the file defines that function.
+        let spans = code_spans(&prose);
+        for pair in spans.windows(2) {
+            let between = prose
+                .split(&format!("`{}`", pair[0]))
+                .nth(1)
+                .and_then(|rest| rest.split(&format!("`{}`", pair[1])).next())
+                .unwrap_or_default();
+            if pair[1].ends_with(".rs")
+                && between.trim() == "in"
+                && pair[0]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                let source = std::fs::read_to_string(root.join(pair[1])).unwrap_or_default();
+                if !source.contains(&format!("fn {}(", pair[0])) {
+                    out.push(format!("`{}` is not a function of `{}`", pair[0], pair[1]));
+                }
+            }
+        }
+        // `cargo run -p PACKAGE --bin BIN`, in prose or code blocks.
+        for cmd in text.split("cargo run").skip(1) {
+            let words: Vec<&str> = cmd
+                .split(|c: char| c.is_whitespace() || c == '`' || c == ';')
+                .filter(|w| !w.is_empty())
+                .take(4)
+                .collect();
+            let after = |flag: &str| words.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+            let Some(package) = after("-p") else { continue };
+            let Some(pkg_dir) = packages.get(package) else {
+                out.push(format!("cargo run -p {package}: no such workspace package"));
+                continue;
+            };
+            if let Some(bin) = after("--bin")
+                && !pkg_dir.join(format!("src/bin/{bin}.rs")).exists()
+                && !std::fs::read_to_string(pkg_dir.join("Cargo.toml"))
+                    .unwrap()
+                    .contains(&format!("name = \"{bin}\""))
+            {
+                out.push(format!(
+                    "cargo run -p {package} --bin {bin}: {package} has no such binary"
+                ));
+            }
+        }
+        out
+    }
+
+    let packages = workspace_packages();
+    assert!(packages.contains_key("causeway-agent"), "{packages:?}");
+
+    // The checker finds each kind of mistake.
+    let readme = repo_root().join("charts/causeway-crds/README.md");
+    let broken = "See [deploy](../../docs/deploy.md#no-such-heading) and [gone](../gone.md).\n\
+        Generated from `gateway/src/agent/kubernetes/mcs.rs` by\n\
+        `cargo run -p causeway-gateway --bin causeway-crdgen`; the test\n\
+        `no_such_test` in `agent/tests/crds.rs` checks it.\n";
+    let found = problems(&readme, broken, &packages);
+    assert_eq!(found.len(), 5, "{found:#?}");
+
+    let mut all = Vec::new();
+    for doc in deploy_docs() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for p in problems(&doc, &text, &packages) {
+            all.push(format!(
+                "{}: {p}",
+                doc.strip_prefix(repo_root()).unwrap().display()
+            ));
+        }
+    }
+    assert!(all.is_empty(), "{all:#?}");
 }

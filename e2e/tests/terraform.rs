@@ -1302,6 +1302,115 @@ fn aws_nlb_preserves_client_ip_and_admits_its_health_checks() {
     assert_eq!(show(&ranges), "aws: var.peer_gateway_cidrs");
 }
 
+/// Per cloud: the DNS record resource and where its target is written
+/// (a nested block's argument is given as `block.argument`).
+const DNS_RECORDS: [(&str, &str, &[&str]); 3] = [
+    ("aws", "aws_route53_record", &["alias.name"]),
+    ("gcp", "google_dns_record_set", &["rrdatas"]),
+    (
+        "azure",
+        "azurerm_dns_a_record",
+        &["target_resource_id", "records"],
+    ),
+];
+
+/// Each cloud module can publish its gateway under a name of your zone
+/// (Route 53, Cloud DNS, Azure DNS): optional (no record without
+/// `dns_record`), pointing at the east-west load balancer and never at the
+/// egress addresses, and the name is what the gateway advertises to its
+/// peers and what `gateway_endpoint` reports.
+#[test]
+fn every_cloud_module_offers_an_optional_dns_record_for_its_gateway() {
+    for (dir, ty, targets) in DNS_RECORDS {
+        let m = Module::load(dir);
+        let from_dns_var = |o: &BTreeSet<Origin>| o.iter().any(|o| o.is(dir, "var.dns_record"));
+        let vars = variables(&m.dir);
+        let v = vars
+            .get("dns_record")
+            .unwrap_or_else(|| panic!("{dir}: no dns_record input"));
+        assert_eq!(
+            attr(v.body(), "default")
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("null"),
+            "{dir}: the DNS record must stay optional"
+        );
+        let records: Vec<&Block> = m.blocks("resource").filter(|b| label(b, 0) == ty).collect();
+        assert_eq!(records.len(), 1, "{dir}: one {ty}");
+        let name = label(records[0], 1).to_owned();
+        // Its count is decided by dns_record alone.
+        let mut count = Vec::new();
+        refs(m.argument("resource", ty, &name, "count"), &[], &mut count);
+        let count: BTreeSet<String> = count
+            .iter()
+            .map(|r| format!("{}.{}", r.root, r.attrs.join(".")))
+            .collect();
+        assert_eq!(
+            count,
+            BTreeSet::from(["var.dns_record".to_owned()]),
+            "{dir}: {ty} count"
+        );
+        let record_name = trace(
+            &m,
+            attr(records[0].body(), "name").expect("record name"),
+            &[],
+        );
+        assert!(
+            from_dns_var(&record_name),
+            "{dir}: {ty} name: {}",
+            show(&record_name)
+        );
+
+        // The record points at the load balancer's address only.
+        let mut target = BTreeSet::new();
+        for t in targets {
+            let e = match t.split_once('.') {
+                Some((block, arg)) => records[0]
+                    .body()
+                    .blocks()
+                    .find(|b| b.identifier() == block)
+                    .and_then(|b| attr(b.body(), arg))
+                    .unwrap_or_else(|| panic!("{dir}: {ty} has no {t}")),
+                None => m.argument("resource", ty, &name, t),
+            };
+            target.extend(trace(&m, e, &[]));
+        }
+        target.retain(|o| !o.path.starts_with("var.reserve_"));
+        assert!(!target.is_empty(), "{dir}: {ty} points nowhere");
+        let lb = ingress_origins(&m, &[]);
+        let lb_objects: BTreeSet<String> = lb
+            .iter()
+            .map(|o| format!("{}: {}", o.module, o.object()))
+            .collect();
+        for o in &target {
+            assert!(
+                lb_objects.contains(&format!("{}: {}", o.module, o.object())),
+                "{dir}: {ty} points at {o}, not at the east-west load balancer ({})",
+                show(&lb)
+            );
+        }
+        let egress = trace(&m, m.output("egress_cidrs"), &[]);
+        assert!(
+            target.is_disjoint(&egress),
+            "{dir}: {ty} points at an egress address"
+        );
+
+        // Peers dial the name: it is advertised and reported.
+        let advertised = chart_value_origins(&m, &["gateway", "advertisedEndpoints"]);
+        assert!(
+            from_dns_var(&advertised),
+            "{dir}: advertisedEndpoints: {}",
+            show(&advertised)
+        );
+        let endpoint = trace(&m, m.output("gateway_endpoint"), &[]);
+        assert!(
+            from_dns_var(&endpoint),
+            "{dir}: gateway_endpoint: {}",
+            show(&endpoint)
+        );
+    }
+}
+
 /// `data.aws_region.*.name` is deprecated in AWS provider v6, which the
 /// version constraint admits; the module takes the region from the cluster.
 #[test]

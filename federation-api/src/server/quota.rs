@@ -11,9 +11,12 @@
 //! several replicas may overshoot by at most their concurrent creates.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::Catalog;
@@ -57,63 +60,71 @@ struct Usage {
     counted_at: Instant,
 }
 
-/// A token bucket.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
+/// Credentials one replica tracks before it forgets those whose rate state
+/// is back to a fresh one.
+const MAX_TRACKED_CREDENTIALS: usize = 10_000;
 
 /// The quota state of one server replica.
-#[derive(Debug, Default)]
 pub(crate) struct Quotas {
     config: QuotaConfig,
     usage: Mutex<HashMap<ClusterId, Arc<tokio::sync::Mutex<Option<Usage>>>>>,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    /// Write rate per credential: governor's GCRA, the token bucket of
+    /// `writes_per_second` refilling a burst of `write_burst`; None when
+    /// unlimited.
+    writes: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quotas")
+            .field("config", &self.config)
+            .field(
+                "tracked_credentials",
+                &self.writes.as_ref().map(|w| w.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self::new(QuotaConfig::default())
+    }
 }
 
 impl Quotas {
     pub(crate) fn new(config: QuotaConfig) -> Self {
+        let writes = NonZeroU32::new(config.writes_per_second).map(|rate| {
+            let burst = NonZeroU32::new(config.write_burst).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
         Self {
             config,
-            ..Self::default()
+            usage: Mutex::default(),
+            writes,
         }
     }
 
     /// Takes one write from `credential`'s bucket; 429 when empty.
     pub(crate) fn admit_write(&self, credential: &str) -> Result<(), ApiError> {
-        let rate = f64::from(self.config.writes_per_second);
-        if rate <= 0.0 {
+        let Some(writes) = &self.writes else {
             return Ok(());
+        };
+        if writes.len() > MAX_TRACKED_CREDENTIALS {
+            // A full bucket carries no state a fresh one would not.
+            writes.retain_recent();
         }
-        let burst = f64::from(self.config.write_burst.max(1));
-        let now = Instant::now();
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() > 10_000 {
-            // Full buckets carry no state: drop them to bound the map.
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-        }
-        let b = buckets.entry(credential.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        let Err(not_until) = writes.check_key(&credential.to_owned()) else {
             return Ok(());
-        }
-        let wait = ((1.0 - b.tokens) / rate).ceil() as u64;
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
         Err(ApiError::quota_exceeded(
             format!(
                 "write rate of {credential} exceeds {} per second (burst {}); retry later",
                 self.config.writes_per_second, self.config.write_burst
             ),
             "Authorization",
-            wait,
+            wait.as_secs_f64().ceil().max(1.0) as u64,
         ))
     }
 
@@ -215,4 +226,84 @@ async fn count(cat: &Catalog, cluster: &ClusterId) -> Result<Usage, ApiError> {
         }
     }
     Ok(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    fn quotas(writes_per_second: u32, write_burst: u32) -> Quotas {
+        Quotas::new(QuotaConfig {
+            writes_per_second,
+            write_burst,
+            ..QuotaConfig::default()
+        })
+    }
+
+    /// The `Retry-After` seconds of a refusal.
+    fn retry_after(result: Result<(), ApiError>) -> u64 {
+        let resp = result.expect_err("refused").into_response();
+        assert_eq!(resp.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        resp.headers()[axum::http::header::RETRY_AFTER]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("whole seconds")
+    }
+
+    /// A burst of `write_burst`, then refusals that say to come back after
+    /// the next write refills (whole seconds, at least 1), per credential.
+    #[test]
+    fn write_rate_admits_the_burst_then_refuses_with_retry_after() {
+        let q = quotas(1, 3);
+        for _ in 0..3 {
+            assert!(q.admit_write("cluster:eu-1").is_ok());
+        }
+        assert_eq!(retry_after(q.admit_write("cluster:eu-1")), 1);
+        assert!(q.admit_write("cluster:us-1").is_ok(), "another credential");
+
+        // 4 per second: a 250 ms wait is announced as 1 s, never 0.
+        let fast = quotas(4, 1);
+        assert!(fast.admit_write("a").is_ok());
+        assert_eq!(retry_after(fast.admit_write("a")), 1);
+
+        // A zero burst still admits one write; zero rate is unlimited.
+        let q = quotas(2, 0);
+        assert!(q.admit_write("a").is_ok());
+        assert!(q.admit_write("a").is_err());
+        let unlimited = quotas(0, 0);
+        for _ in 0..10_000 {
+            assert!(unlimited.admit_write("a").is_ok());
+        }
+    }
+
+    /// The sustained rate refills: after the burst, one write per 1/rate.
+    #[test]
+    fn write_rate_refills_at_the_sustained_rate() {
+        let q = quotas(10, 2);
+        assert!(q.admit_write("a").is_ok());
+        assert!(q.admit_write("a").is_ok());
+        assert!(q.admit_write("a").is_err());
+        std::thread::sleep(Duration::from_millis(130));
+        assert!(
+            q.admit_write("a").is_ok(),
+            "one write refilled after 100 ms"
+        );
+        assert!(q.admit_write("a").is_err());
+    }
+
+    /// The map of credentials stays bounded: idle (refilled) ones are
+    /// forgotten past the limit.
+    #[test]
+    fn tracked_credentials_stay_bounded() {
+        let q = quotas(1000, 1);
+        for i in 0..MAX_TRACKED_CREDENTIALS + 1 {
+            assert!(q.admit_write(&format!("c{i}")).is_ok());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(q.admit_write("last").is_ok());
+        let tracked = q.writes.as_ref().map(|w| w.len()).unwrap_or_default();
+        assert!(tracked < 10, "{tracked} credentials tracked");
+    }
 }

@@ -1,4 +1,6 @@
-//! Local rate limits per (source, service): token buckets.
+//! Local rate limits per (source, service): token buckets. Kept rather than
+//! `governor`: a policy's rate changes at run time and the buckets keep
+//! their tokens across the change (docs/libraries.md).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
