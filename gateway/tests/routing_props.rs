@@ -352,10 +352,6 @@ fn weight(w: &World, s: usize, c: usize) -> u32 {
     }
 }
 
-fn eligible(w: &World, s: usize, c: usize, header: Option<&str>, exclude: &[String]) -> bool {
-    eligible_if(w, s, c, header, exclude, false)
-}
-
 /// Eligible; with `panic`, ejection is ignored (panic routing).
 fn eligible_if(
     w: &World,
