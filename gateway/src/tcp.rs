@@ -26,6 +26,8 @@ use crate::proxy::ServiceKey;
 use crate::routing::{Decision, RouteRequest, decide};
 use crate::state::Shared;
 
+use causeway_api::model::is_dns_label;
+
 const SUFFIX: &str = ".causeway.internal";
 
 /// Whether an SNI names a TCP tunnel.
@@ -39,13 +41,20 @@ pub fn tunnel_sni(namespace: &str, name: &str, port: u16) -> String {
 }
 
 /// Parses `tcp-<port>.<name>.<ns>.causeway.internal` into `(ns, name, port)`.
+/// Only the canonical spelling [`tunnel_sni`] writes is accepted (decimal
+/// port 1..=65535 without sign or leading zero, RFC 1123 labels), so one
+/// tunnel has exactly one name.
 pub fn parse_tunnel_sni(sni: &str) -> Option<(&str, &str, u16)> {
     let rest = sni.strip_prefix("tcp-")?.strip_suffix(SUFFIX)?;
     let mut it = rest.split('.');
-    let port = it.next()?.parse().ok()?;
+    let digits = it.next()?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port = digits.parse().ok()?;
     let name = it.next()?;
     let ns = it.next()?;
-    if it.next().is_some() || name.is_empty() || ns.is_empty() {
+    if it.next().is_some() || !is_dns_label(name) || !is_dns_label(ns) {
         return None;
     }
     Some((ns, name, port))
@@ -246,5 +255,40 @@ mod tests {
         assert_eq!(parse_tunnel_sni("tcp-x.db.demo.causeway.internal"), None);
         assert_eq!(parse_tunnel_sni("tcp-1.a.b.c.causeway.internal"), None);
         assert!(!is_tunnel_sni("eu-1.causeway.internal"));
+        // One spelling per tunnel: no sign, leading zero, port 0 or case.
+        for alias in [
+            "tcp-+5432.db.demo.causeway.internal",
+            "tcp-05432.db.demo.causeway.internal",
+            "tcp-0.db.demo.causeway.internal",
+            "tcp-5432.DB.demo.causeway.internal",
+            "tcp-5432..demo.causeway.internal",
+            "tcp-65536.db.demo.causeway.internal",
+        ] {
+            assert_eq!(parse_tunnel_sni(alias), None, "{alias}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the SNI, parsing never panics, and an accepted one is
+        /// exactly what `tunnel_sni` writes for what it parsed to.
+        #[test]
+        fn accepted_tunnel_snis_are_canonical(
+            sni in "(tcp-)?[0-9+a-zA-Z.-]{0,24}(\\.causeway\\.internal)?"
+        ) {
+            if let Some((ns, name, port)) = parse_tunnel_sni(&sni) {
+                proptest::prop_assert_eq!(tunnel_sni(ns, name, port), sni.clone());
+                proptest::prop_assert!(port > 0 && is_tunnel_sni(&sni));
+            }
+        }
+
+        #[test]
+        fn tunnel_snis_round_trip(
+            ns in "[a-z]([a-z0-9-]{0,10}[a-z0-9])?",
+            name in "[a-z]([a-z0-9-]{0,10}[a-z0-9])?",
+            port in 1u16..,
+        ) {
+            let sni = tunnel_sni(&ns, &name, port);
+            proptest::prop_assert_eq!(parse_tunnel_sni(&sni), Some((ns.as_str(), name.as_str(), port)));
+        }
     }
 }

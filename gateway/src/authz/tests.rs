@@ -195,3 +195,60 @@ fn callers_must_be_of_the_peer_trust_domain_and_allowed() {
         Err(Denial::AccessDenied)
     );
 }
+
+proptest::proptest! {
+    /// Whatever a peer asks for, a grant keeps every rule of the core: the
+    /// service is exported here with an endpoint, a tunnel only reaches a
+    /// port exported as TCP (never an HTTP one), a stated caller is of the
+    /// peer's trust domain, residency never lets us-1 serve what must stay
+    /// in the EU, and `demo/locked` is only for eu-1.
+    #[test]
+    fn grants_keep_every_rule(
+        svc in proptest::sample::select(vec![
+            "pay/ledger", "demo/echo", "demo/locked", "demo/gone", "db/pg", "demo/nope",
+        ]),
+        port in proptest::option::of(proptest::sample::select(vec![0u16, 1, 5432, 8080, 9000, 65535])),
+        peer in proptest::sample::select(vec![
+            "spiffe://eu-1.example/causeway/gateway/eu-1",
+            "spiffe://us-1.example/causeway/gateway/eu-1",
+            "spiffe://us-1.example/causeway/gateway/us-1",
+            "spiffe://eu-1.example/ns/x/sa/y",
+        ]),
+        caller in proptest::option::of(proptest::sample::select(vec![
+            "spiffe://eu-1.example/ns/shop/sa/web",
+            "spiffe://us-1.example/ns/admin/sa/root",
+        ])),
+        tunnel: bool,
+        region in proptest::option::of(proptest::sample::select(vec!["eu", "EU", "us", ""])),
+        header_name in proptest::sample::select(vec!["x-data-region", "X-Data-Region", "x-other"]),
+        path in "/[a-z./%]{0,12}",
+    ) {
+        let s = state();
+        let peer = id(peer);
+        let caller = caller.map(id);
+        let pairs: Vec<(&str, &str)> = region.map(|r| (header_name, r)).into_iter().collect();
+        let access = if tunnel {
+            Access::Tunnel
+        } else {
+            Access::Http { path: &path, method: "GET", headers: Headers::Pairs(&pairs) }
+        };
+        let decision = authorize(&s, &peer, &key(svc, port), caller.as_ref(), access);
+        if let Ok(granted) = decision {
+            proptest::prop_assert!(["demo/echo", "demo/locked", "db/pg"].contains(&svc));
+            if tunnel {
+                proptest::prop_assert_eq!((svc, port), ("db/pg", Some(5432)));
+            }
+            if let Some(p) = port {
+                proptest::prop_assert!(matches!((svc, p), ("db/pg", 5432 | 8080 | 9000) | (_, 8080)));
+            }
+            if let Some(c) = &caller {
+                proptest::prop_assert_eq!(c.trust_domain(), peer.trust_domain());
+            }
+            let marked_eu = pairs.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-data-region") && *v == "eu");
+            proptest::prop_assert!(!(svc == "demo/echo" && marked_eu));
+            if svc == "demo/locked" {
+                proptest::prop_assert_eq!(granted.source_cluster.as_deref(), Some("eu-1"));
+            }
+        }
+    }
+}
