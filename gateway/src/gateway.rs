@@ -185,7 +185,7 @@ impl Gateway {
         // Pingora's listener builds its rustls ServerConfig from the process
         // default provider; make sure it is ring (it is the only one we link).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let identity = Identity::load(&config)?;
+        let identity = Identity::start(&config).await?;
         let catalog = match &config.federation.catalog_file {
             Some(p) => CatalogState::build(load_catalog_file(p)?, &config.cluster),
             None => CatalogState::empty(&config.cluster),

@@ -5,6 +5,7 @@
 
 mod jwt;
 mod resolver;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub enum IdentityError {
     /// The SVID or key is invalid.
     #[error("svid: {0}")]
     Svid(String),
+    /// The Workload API gave no usable identity in time.
+    #[error("{0}")]
+    WorkloadApi(String),
 }
 
 /// The SPIFFE ID convention of Causeway gateways:
@@ -129,15 +133,31 @@ fn certified_key(svid: &X509Svid) -> Result<Arc<CertifiedKey>, IdentityError> {
 }
 
 impl Identity {
-    /// Loads (or, with `authorityDir`, creates) the identity described by `config`.
+    /// Loads the identity described by `config`: with `authorityDir`, loads
+    /// or creates the authority; with files, reads them; with the Workload
+    /// API, connects to it and waits for the first X.509-SVID (the caller
+    /// then keeps it current with [`workload::watch`]).
+    pub async fn start(config: &GatewayConfig) -> Result<Self, IdentityError> {
+        if let IdentitySource::WorkloadApi { socket } = &config.identity.source {
+            let prefer = gateway_id(&config.cluster.trust_domain, config.cluster.id.as_str());
+            let ctx = workload::first_context(socket, prefer.as_ref()).await?;
+            return Self::from_workload_api(config, ctx);
+        }
+        Self::load(config)
+    }
+
+    /// Loads (or, with `authorityDir`, creates) the identity described by
+    /// `config`; the Workload API source needs [`Identity::start`].
     pub fn load(config: &GatewayConfig) -> Result<Self, IdentityError> {
         let td = config.cluster.trust_domain.clone();
-        let spiffe_id =
-            gateway_id(&td, config.cluster.id.as_str()).ok_or(IdentityError::Invalid {
-                field: "cluster.id",
-                message: "cannot form a gateway SPIFFE ID".into(),
-            })?;
+        let spiffe_id = Self::own_gateway_id(config)?;
         let idc = &config.identity;
+        if matches!(idc.source, IdentitySource::WorkloadApi { .. }) {
+            return Err(IdentityError::Invalid {
+                field: "identity.workloadApiSocket",
+                message: "the Workload API is read asynchronously (Identity::start)".into(),
+            });
+        }
         let (svid, own_bundle, authority) = if let IdentitySource::Authority { dir } = &idc.source {
             let authority_config = AuthorityConfig {
                 x509_svid_ttl: idc.svid_ttl,
@@ -188,6 +208,60 @@ impl Identity {
         } else {
             svid.spiffe_id().clone()
         };
+        Self::from_parts(
+            config,
+            spiffe_id,
+            svid,
+            own_bundle,
+            authority,
+            BTreeMap::new(),
+        )
+    }
+
+    fn own_gateway_id(config: &GatewayConfig) -> Result<SpiffeId, IdentityError> {
+        gateway_id(&config.cluster.trust_domain, config.cluster.id.as_str()).ok_or(
+            IdentityError::Invalid {
+                field: "cluster.id",
+                message: "cannot form a gateway SPIFFE ID".into(),
+            },
+        )
+    }
+
+    /// The identity from the first Workload API message: its SVID must be in
+    /// this trust domain and verify against the bundle sent with it.
+    fn from_workload_api(
+        config: &GatewayConfig,
+        ctx: causeway_api::workload_api::X509Context,
+    ) -> Result<Self, IdentityError> {
+        let td = &config.cluster.trust_domain;
+        workload::check_context(td, &ctx).map_err(|(_, m)| IdentityError::WorkloadApi(m))?;
+        let spiffe_id = ctx.svid.spiffe_id().clone();
+        let federated = ctx
+            .federated
+            .into_iter()
+            .filter(|(ftd, _)| ftd != td)
+            .map(|(ftd, b)| (ftd, b.with_sequence(1)))
+            .collect();
+        Self::from_parts(
+            config,
+            spiffe_id,
+            ctx.svid,
+            ctx.bundle.with_sequence(1),
+            None,
+            federated,
+        )
+    }
+
+    fn from_parts(
+        config: &GatewayConfig,
+        spiffe_id: SpiffeId,
+        svid: X509Svid,
+        own_bundle: Bundle,
+        authority: Option<Arc<Authority>>,
+        federated: BTreeMap<TrustDomain, Bundle>,
+    ) -> Result<Self, IdentityError> {
+        let td = config.cluster.trust_domain.clone();
+        let idc = &config.identity;
         let workload_id = idc.workload_id.clone().unwrap_or_else(|| spiffe_id.clone());
         let mut set = BundleSet::new()
             .with_bundle(td.clone(), own_bundle)
@@ -195,6 +269,14 @@ impl Identity {
                 path: PathBuf::from("<own>"),
                 message: e.to_string(),
             })?;
+        for (ftd, bundle) in federated {
+            set = set
+                .with_bundle(ftd, bundle)
+                .map_err(|e| IdentityError::Bundle {
+                    path: PathBuf::from("<workload api>"),
+                    message: e.to_string(),
+                })?;
+        }
         for (ftd, path) in &config.federation.bundles {
             let ftd = ftd.clone();
             // A peer's bundle may be published after this gateway starts:
@@ -217,14 +299,15 @@ impl Identity {
                 })?;
         }
         let resolver = Arc::new(SvidResolver::new(certified_key(&svid)?));
+        let bundles = BundleStore::new(set);
         Ok(Self {
             spiffe_id,
             trust_domain: td,
             workload_id,
-            bundles: BundleStore::new(set),
+            caller_jwts: CallerJwtCache::new(idc.caller_jwt_ttl).with_bundles(bundles.clone()),
+            bundles,
             resolver,
             svid: ArcSwap::from_pointee(svid),
-            caller_jwts: CallerJwtCache::new(idc.caller_jwt_ttl),
             authority,
             config: idc.clone(),
             federated_files: config
@@ -481,8 +564,49 @@ mod tests {
                 "spiffe://eu-1.test/causeway/gateway/eu-9",
                 Some(other_leaf.leaf_der())
             ),
-            Err(TokenRejection::BadSignature),
+            Err(TokenRejection::NotThePeer),
             "a token replayed by another gateway does not verify"
+        );
+        // After a rotation, a pooled connection made with the previous
+        // SVID carries tokens signed with the next one (x5c): they verify,
+        // bound to the same gateway identity through the bundle.
+        let rotated = id
+            .authority()
+            .unwrap()
+            .issue_x509_svid(&id.spiffe_id)
+            .unwrap();
+        let t_rotated = id
+            .caller_jwts
+            .token(&rotated, &caller, "us-1.test", &verdict)
+            .unwrap();
+        assert_ne!(t_rotated, t1, "a new svid, a new token");
+        let got = id
+            .caller_jwts
+            .verify_caller(
+                &validator,
+                t_rotated.to_str().unwrap(),
+                "spiffe://us-1.test",
+                &peer,
+                Some(&leaf),
+            )
+            .unwrap();
+        assert_eq!(got.caller, caller);
+        // The same chain from a CA outside the bundle is refused.
+        let forged_svid = other.issue_x509_svid(&id.spiffe_id).unwrap();
+        let t_forged = id
+            .caller_jwts
+            .token(&forged_svid, &caller, "us-1.test", &verdict)
+            .unwrap();
+        assert_eq!(
+            id.caller_jwts.verify_caller(
+                &validator,
+                t_forged.to_str().unwrap(),
+                "spiffe://us-1.test",
+                &peer,
+                Some(&leaf)
+            ),
+            Err(TokenRejection::UnknownKey),
+            "an x5c chain outside the bundle"
         );
         let s = t3.to_str().unwrap();
         let mut parts: Vec<&str> = s.split('.').collect();
