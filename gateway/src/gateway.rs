@@ -146,12 +146,13 @@ fn start_agent(
         jurisdictions: c.jurisdictions.clone(),
         trust_domain: shared.identity.trust_domain.clone(),
     };
-    let agent = causeway_agent::spawn(
+    let agent = causeway_agent::spawn_with_svid(
         &shared.config.agent,
         cluster,
         shared.identity.bundles.clone(),
         metrics,
         shutdown.clone(),
+        Some(causeway_api::client::ClientCert(shared.identity.resolver())),
     )?;
     if let Some(revision) = agent.restored {
         tracing::info!(
