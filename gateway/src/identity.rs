@@ -375,6 +375,17 @@ impl Identity {
         } else {
             None
         };
+        // A bundle without a sequence (PEM `ca.crt`, or JSON without
+        // `spiffe_sequence`) is taken when its authorities change, with the
+        // held sequence grown by one (so the agent publishes it).
+        let own = own.map(|b| {
+            if b.sequence() != 0 {
+                return b;
+            }
+            let set = self.bundles.load();
+            workload::merged(set.get(&self.trust_domain), Some(&b), None)
+                .unwrap_or_else(|| b.with_sequence(0))
+        });
         if let Some(bundle) = own {
             let newer = self
                 .bundles
@@ -444,11 +455,28 @@ impl Identity {
     }
 }
 
+/// A SPIFFE bundle (JSON), or PEM CA certificates (cert-manager's
+/// `ca.crt`; sequence 0, X.509 authorities only).
 fn load_bundle(path: &Path) -> Result<Bundle, IdentityError> {
-    Bundle::parse_str(&read(path)?).map_err(|e| IdentityError::Bundle {
+    let text = read(path)?;
+    let bad = |message: String| IdentityError::Bundle {
         path: path.to_owned(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    if text.trim_start().starts_with("-----BEGIN") {
+        use rustls_pki_types::pem::PemObject as _;
+        let mut bundle = Bundle::new(0);
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(text.as_bytes()) {
+            bundle
+                .add_x509_authority(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if bundle.is_empty() {
+            return Err(bad("no CA certificate".into()));
+        }
+        return Ok(bundle);
+    }
+    Bundle::parse_str(&text).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]
@@ -634,6 +662,75 @@ mod tests {
                 Some(&leaf)
             ),
             Err(TokenRejection::Malformed)
+        );
+    }
+
+    /// cert-manager's file layout: `tls.crt` (leaf + intermediate),
+    /// `tls.key`, `ca.crt` (PEM roots). A changed `ca.crt` is taken with a
+    /// grown sequence; an unchanged one changes nothing.
+    #[test]
+    fn pem_ca_file_layout_loads_and_a_changed_ca_crt_is_taken() {
+        use causeway_trust::testing::{LeafSpec, TestCa};
+        let dir = tempfile::tempdir().unwrap();
+        let td = TrustDomain::new("eu-1.test").unwrap();
+        let root = TestCa::new(&td).unwrap();
+        let mid = root.intermediate().unwrap();
+        let leaf = mid
+            .issue(&LeafSpec::svid("spiffe://eu-1.test/causeway/gateway/eu-1"))
+            .unwrap();
+        let pem = |c: &rustls_pki_types::CertificateDer<'_>| {
+            use base64::engine::general_purpose::STANDARD;
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                STANDARD.encode(c.as_ref())
+            )
+        };
+        let (crt, key, ca) = (
+            dir.path().join("tls.crt"),
+            dir.path().join("tls.key"),
+            dir.path().join("ca.crt"),
+        );
+        std::fs::write(&crt, leaf.chain.iter().map(&pem).collect::<String>()).unwrap();
+        std::fs::write(
+            &key,
+            format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(leaf.key.secret_pkcs8_der())
+            ),
+        )
+        .unwrap();
+        std::fs::write(&ca, pem(root.cert_der())).unwrap();
+        let source = IdentitySource::Files {
+            svid: crt,
+            key,
+            bundle: ca.clone(),
+        };
+        let id =
+            Identity::load(&GatewayConfig::new(cluster(), IdentityConfig::new(source))).unwrap();
+        assert_eq!(id.svid().cert_chain_der().len(), 2, "leaf and intermediate");
+        let held = id.bundles.load().get(&td).unwrap().clone();
+        assert_eq!(held.x509_authorities().count(), 1);
+        assert!(!id.refresh().unwrap(), "nothing changed");
+        let next = TestCa::new(&td).unwrap();
+        std::fs::write(
+            &ca,
+            format!("{}{}", pem(root.cert_der()), pem(next.cert_der())),
+        )
+        .unwrap();
+        assert!(id.refresh().unwrap());
+        let now = id.bundles.load().get(&td).unwrap().clone();
+        assert_eq!(now.x509_authorities().count(), 2);
+        assert_eq!(now.sequence(), held.sequence() + 1);
+        assert!(!id.refresh().unwrap(), "taken once");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(id.refresh().is_err());
+        assert_eq!(
+            id.bundles.load().get(&td).unwrap().sequence(),
+            now.sequence()
         );
     }
 

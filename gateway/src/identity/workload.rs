@@ -112,7 +112,7 @@ pub(crate) async fn first_context(
 /// `current`'s keys replaced by `x509` and/or `jwt` (each kept from
 /// `current` when not given), with the sequence grown by one when anything
 /// changed. `None` when nothing changed.
-fn merged(
+pub(crate) fn merged(
     current: Option<&Bundle>,
     x509: Option<&Bundle>,
     jwt: Option<&[JwtAuthority]>,
