@@ -10,5 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_protos(&["proto/causeway/federation/v1/catalog.proto"], &["proto"])?;
+    // The SPIFFE Workload API (no package: generated into `_.rs`). The
+    // server stub serves the fake Workload API of the tests.
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(&["proto/spiffe/workload/workload.proto"], &["proto"])?;
     Ok(())
 }

@@ -22,6 +22,10 @@ pub struct AgentConfig {
     /// PEM file with CA certificates trusted for an `https://` endpoint,
     /// beside the system's (a private CA).
     pub ca_file: Option<PathBuf>,
+    /// Present the gateway's X.509-SVID to the (`https://`) federation API;
+    /// without `tokenFile` it is the only credential: the API must serve TLS
+    /// itself, and the cluster and its bundle must already be in the catalog.
+    pub authenticate_with_svid: bool,
     /// Cloud or site kind recorded in the cluster record (`aws`, `gcp`, `azure`, `vm`, ...).
     pub cloud: String,
     /// Free-form locality labels of the cluster record.
@@ -59,6 +63,7 @@ impl Default for AgentConfig {
             endpoint: None,
             token_file: None,
             ca_file: None,
+            authenticate_with_svid: false,
             cloud: String::new(),
             labels: BTreeMap::new(),
             gateway_endpoints: Vec::new(),

@@ -199,13 +199,41 @@ pub fn spawn(
     metrics: AgentMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Agent, AgentError> {
+    spawn_with_svid(config, cluster, bundles, metrics, shutdown, None)
+}
+
+/// [`spawn`], presenting `svid` (the gateway's X.509-SVID) to an `https://`
+/// federation API when `agent.authenticateWithSvid` is set.
+pub fn spawn_with_svid(
+    config: &AgentConfig,
+    cluster: ClusterInfo,
+    bundles: BundleStore,
+    metrics: AgentMetrics,
+    shutdown: watch::Receiver<bool>,
+    svid: Option<causeway_api::client::ClientCert>,
+) -> Result<Agent, AgentError> {
     let endpoint = config
         .endpoint
         .clone()
         .ok_or_else(|| AgentError::Config("agent.endpoint is required".into()))?;
     let token = read_token(config)?;
+    if config.authenticate_with_svid && !endpoint.starts_with("https://") {
+        return Err(AgentError::Config(
+            "agent.authenticateWithSvid needs an https:// endpoint".into(),
+        ));
+    }
+    if config.authenticate_with_svid && token.is_some() {
+        tracing::warn!(
+            "agent.tokenFile and authenticateWithSvid are both set: the API uses the token"
+        );
+    }
     let tls = causeway_api::client::TlsOptions {
         ca_file: config.ca_file.clone(),
+        client_cert: if config.authenticate_with_svid {
+            svid
+        } else {
+            None
+        },
     };
     let client = Client::with_tls(&endpoint, token.clone(), &tls)
         .map_err(|e| AgentError::Config(e.to_string()))?;

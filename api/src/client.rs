@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 pub use self::follow::{Follow, apply_line};
 pub use self::http::RawResponse;
 use self::http::{Transport, api_error};
-pub use self::tls::TlsOptions;
+pub use self::tls::{ClientCert, TlsOptions};
 pub use self::watch::{NdjsonWatch, grpc_watch, grpc_watch_tls, status_error};
 use crate::wire::{HeartbeatAck, Page, Problem, WatchLine};
 

@@ -21,3 +21,4 @@ pub mod lifecycle;
 pub mod model;
 pub mod proto;
 pub mod wire;
+pub mod workload_api;

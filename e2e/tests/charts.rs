@@ -584,6 +584,59 @@ fn federation_ca_config_map_mounts_the_file_the_agent_reads() {
     );
 }
 
+/// `identity.mode: spire`: the SPIRE agent's socket directory is mounted
+/// (through the SPIFFE CSI driver, or a hostPath) where the rendered
+/// `identity.workloadApiSocket` points, and the gateway's parser takes it.
+#[test]
+fn spire_mode_mounts_the_agent_socket_the_gateway_reads() {
+    use causeway_gateway::config::{IdentitySource, parse_str};
+    for (args, csi) in [
+        (vec!["--set", "gateway.identity.mode=spire"], true),
+        (
+            vec![
+                "--set",
+                "gateway.identity.mode=spire",
+                "--set",
+                "gateway.identity.spire.csiDriver=",
+                "--set",
+                "gateway.identity.spire.hostPath=/run/spire/sockets-on-node",
+                "--set",
+                "gateway.identity.spire.socketName=agent.sock",
+            ],
+            false,
+        ),
+    ] {
+        let docs = render(PROFILES[0], &args);
+        let config = parse_str(config_map_file(&docs, GATEWAY, "gateway.yaml")).unwrap();
+        let IdentitySource::WorkloadApi { socket } = &config.identity.source else {
+            panic!("not the workload api: {:?}", config.identity.source);
+        };
+        let spec = &find(&docs, "Deployment", GATEWAY).value["spec"]["template"]["spec"];
+        let mount = volume_mount(spec, "spire-agent-socket");
+        assert_eq!(mount["readOnly"], true);
+        assert_eq!(
+            socket.parent(),
+            Some(Path::new(mount["mountPath"].as_str().unwrap()))
+        );
+        let vol = volume(spec, "spire-agent-socket");
+        if csi {
+            assert_eq!(socket.file_name().unwrap(), "spire-agent.sock");
+            assert_eq!(vol["csi"]["driver"], "csi.spiffe.io");
+        } else {
+            assert_eq!(socket.file_name().unwrap(), "agent.sock");
+            assert_eq!(vol["hostPath"]["path"], "/run/spire/sockets-on-node");
+        }
+        assert!(
+            spec["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v["name"] != "identity"),
+            "no identity Secret in mode spire"
+        );
+    }
+}
+
 #[test]
 fn profiles_render_the_expected_components() {
     let ha = render("ha", &[]);
@@ -1924,7 +1977,7 @@ fn extension_points_reach_the_rendered_objects() {
         (
             vec![
                 "--set",
-                "gateway.extraVolumeMounts[0].name=spire-agent-socket",
+                "gateway.extraVolumeMounts[0].name=platform-ca",
                 "--set",
                 "gateway.extraVolumeMounts[0].mountPath=/tmp",
             ],

@@ -115,6 +115,7 @@ fn client(cli: &Cli, m: &ArgMatches) -> Result<Client, CliError> {
     let conn = config::connection(cli, m)?;
     let tls = causeway_api::client::TlsOptions {
         ca_file: conn.ca_file,
+        ..Default::default()
     };
     Ok(Client::with_tls(&conn.server, conn.token, &tls)?)
 }

@@ -102,6 +102,7 @@ mod openapi_extra;
 pub mod quota;
 mod routes;
 mod run;
+pub mod tls;
 pub mod watch;
 
 use std::future::Future;
@@ -253,6 +254,9 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        if let Some(tls) = self.state.0.config.tls.clone() {
+            return self.serve_tls(listener, tls, shutdown).await;
+        }
         let local = listener.local_addr()?;
         tracing::info!(addr = %local, "serving federation api");
         let stop = self.state.0.catalog.shutdown_token();
@@ -263,6 +267,100 @@ impl Server {
                 stop.cancel();
             })
             .await?;
+        Ok(())
+    }
+
+    async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: tls::TlsConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let invalid =
+            |e: String| ServerError::Config(config::ConfigError::Invalid(format!("tls: {e}")));
+        let certs = Arc::new(tls::CertReloader::new(tls.clone()).map_err(invalid)?);
+        let bundles = causeway_trust::BundleStore::new(causeway_trust::BundleSet::new());
+        if let Ok(set) = tls::catalog_bundles(&self.state).await {
+            bundles.replace(set);
+        }
+        let config = tls::server_config(certs.clone(), bundles.clone())
+            .map_err(|e| invalid(e.to_string()))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, "serving federation api over tls");
+        let refresher = {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(tls.reload_interval);
+                loop {
+                    tick.tick().await;
+                    certs.reload();
+                    match tls::catalog_bundles(&state).await {
+                        Ok(set) => bundles.replace(set),
+                        Err(e) => {
+                            tracing::warn!(error = %e.detail(), "trust bundles for client certificates not refreshed")
+                        }
+                    }
+                }
+            })
+        };
+        let stop = self.state.0.catalog.shutdown_token();
+        let grace = self.state.0.config.shutdown_grace;
+        let app = self.router();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (tcp, _) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+                let stream = match handshake.await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(error = %e, "tls handshake refused");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let peer = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| causeway_trust::peer_spiffe_id(c).ok());
+                let svc = tower::ServiceExt::map_request(
+                    app,
+                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        if let Some(p) = &peer {
+                            req.extensions_mut().insert(tls::PeerSvid(p.clone()));
+                        }
+                        req
+                    },
+                );
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(svc),
+                );
+                let _ = watcher.watch(conn).await;
+            });
+        }
+        stop.cancel();
+        refresher.abort();
+        let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
         Ok(())
     }
 }

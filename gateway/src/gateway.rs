@@ -146,12 +146,13 @@ fn start_agent(
         jurisdictions: c.jurisdictions.clone(),
         trust_domain: shared.identity.trust_domain.clone(),
     };
-    let agent = causeway_agent::spawn(
+    let agent = causeway_agent::spawn_with_svid(
         &shared.config.agent,
         cluster,
         shared.identity.bundles.clone(),
         metrics,
         shutdown.clone(),
+        Some(causeway_api::client::ClientCert(shared.identity.resolver())),
     )?;
     if let Some(revision) = agent.restored {
         tracing::info!(
@@ -185,7 +186,7 @@ impl Gateway {
         // Pingora's listener builds its rustls ServerConfig from the process
         // default provider; make sure it is ring (it is the only one we link).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let identity = Identity::load(&config)?;
+        let identity = Identity::start(&config).await?;
         let catalog = match &config.federation.catalog_file {
             Some(p) => CatalogState::build(load_catalog_file(p)?, &config.cluster),
             None => CatalogState::empty(&config.cluster),

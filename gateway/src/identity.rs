@@ -5,6 +5,7 @@
 
 mod jwt;
 mod resolver;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub enum IdentityError {
     /// The SVID or key is invalid.
     #[error("svid: {0}")]
     Svid(String),
+    /// The Workload API gave no usable identity in time.
+    #[error("{0}")]
+    WorkloadApi(String),
 }
 
 /// The SPIFFE ID convention of Causeway gateways:
@@ -129,15 +133,31 @@ fn certified_key(svid: &X509Svid) -> Result<Arc<CertifiedKey>, IdentityError> {
 }
 
 impl Identity {
-    /// Loads (or, with `authorityDir`, creates) the identity described by `config`.
+    /// Loads the identity described by `config`: with `authorityDir`, loads
+    /// or creates the authority; with files, reads them; with the Workload
+    /// API, connects to it and waits for the first X.509-SVID (the caller
+    /// then keeps it current with [`workload::watch`]).
+    pub async fn start(config: &GatewayConfig) -> Result<Self, IdentityError> {
+        if let IdentitySource::WorkloadApi { socket } = &config.identity.source {
+            let prefer = gateway_id(&config.cluster.trust_domain, config.cluster.id.as_str());
+            let ctx = workload::first_context(socket, prefer.as_ref()).await?;
+            return Self::from_workload_api(config, ctx);
+        }
+        Self::load(config)
+    }
+
+    /// Loads (or, with `authorityDir`, creates) the identity described by
+    /// `config`; the Workload API source needs [`Identity::start`].
     pub fn load(config: &GatewayConfig) -> Result<Self, IdentityError> {
         let td = config.cluster.trust_domain.clone();
-        let spiffe_id =
-            gateway_id(&td, config.cluster.id.as_str()).ok_or(IdentityError::Invalid {
-                field: "cluster.id",
-                message: "cannot form a gateway SPIFFE ID".into(),
-            })?;
+        let spiffe_id = Self::own_gateway_id(config)?;
         let idc = &config.identity;
+        if matches!(idc.source, IdentitySource::WorkloadApi { .. }) {
+            return Err(IdentityError::Invalid {
+                field: "identity.workloadApiSocket",
+                message: "the Workload API is read asynchronously (Identity::start)".into(),
+            });
+        }
         let (svid, own_bundle, authority) = if let IdentitySource::Authority { dir } = &idc.source {
             let authority_config = AuthorityConfig {
                 x509_svid_ttl: idc.svid_ttl,
@@ -188,6 +208,60 @@ impl Identity {
         } else {
             svid.spiffe_id().clone()
         };
+        Self::from_parts(
+            config,
+            spiffe_id,
+            svid,
+            own_bundle,
+            authority,
+            BTreeMap::new(),
+        )
+    }
+
+    fn own_gateway_id(config: &GatewayConfig) -> Result<SpiffeId, IdentityError> {
+        gateway_id(&config.cluster.trust_domain, config.cluster.id.as_str()).ok_or(
+            IdentityError::Invalid {
+                field: "cluster.id",
+                message: "cannot form a gateway SPIFFE ID".into(),
+            },
+        )
+    }
+
+    /// The identity from the first Workload API message: its SVID must be in
+    /// this trust domain and verify against the bundle sent with it.
+    fn from_workload_api(
+        config: &GatewayConfig,
+        ctx: causeway_api::workload_api::X509Context,
+    ) -> Result<Self, IdentityError> {
+        let td = &config.cluster.trust_domain;
+        workload::check_context(td, &ctx).map_err(|(_, m)| IdentityError::WorkloadApi(m))?;
+        let spiffe_id = ctx.svid.spiffe_id().clone();
+        let federated = ctx
+            .federated
+            .into_iter()
+            .filter(|(ftd, _)| ftd != td)
+            .map(|(ftd, b)| (ftd, b.with_sequence(1)))
+            .collect();
+        Self::from_parts(
+            config,
+            spiffe_id,
+            ctx.svid,
+            ctx.bundle.with_sequence(1),
+            None,
+            federated,
+        )
+    }
+
+    fn from_parts(
+        config: &GatewayConfig,
+        spiffe_id: SpiffeId,
+        svid: X509Svid,
+        own_bundle: Bundle,
+        authority: Option<Arc<Authority>>,
+        federated: BTreeMap<TrustDomain, Bundle>,
+    ) -> Result<Self, IdentityError> {
+        let td = config.cluster.trust_domain.clone();
+        let idc = &config.identity;
         let workload_id = idc.workload_id.clone().unwrap_or_else(|| spiffe_id.clone());
         let mut set = BundleSet::new()
             .with_bundle(td.clone(), own_bundle)
@@ -195,6 +269,14 @@ impl Identity {
                 path: PathBuf::from("<own>"),
                 message: e.to_string(),
             })?;
+        for (ftd, bundle) in federated {
+            set = set
+                .with_bundle(ftd, bundle)
+                .map_err(|e| IdentityError::Bundle {
+                    path: PathBuf::from("<workload api>"),
+                    message: e.to_string(),
+                })?;
+        }
         for (ftd, path) in &config.federation.bundles {
             let ftd = ftd.clone();
             // A peer's bundle may be published after this gateway starts:
@@ -217,14 +299,15 @@ impl Identity {
                 })?;
         }
         let resolver = Arc::new(SvidResolver::new(certified_key(&svid)?));
+        let bundles = BundleStore::new(set);
         Ok(Self {
             spiffe_id,
             trust_domain: td,
             workload_id,
-            bundles: BundleStore::new(set),
+            caller_jwts: CallerJwtCache::new(idc.caller_jwt_ttl).with_bundles(bundles.clone()),
+            bundles,
             resolver,
             svid: ArcSwap::from_pointee(svid),
-            caller_jwts: CallerJwtCache::new(idc.caller_jwt_ttl),
             authority,
             config: idc.clone(),
             federated_files: config
@@ -292,6 +375,17 @@ impl Identity {
         } else {
             None
         };
+        // A bundle without a sequence (PEM `ca.crt`, or JSON without
+        // `spiffe_sequence`) is taken when its authorities change, with the
+        // held sequence grown by one (so the agent publishes it).
+        let own = own.map(|b| {
+            if b.sequence() != 0 {
+                return b;
+            }
+            let set = self.bundles.load();
+            workload::merged(set.get(&self.trust_domain), Some(&b), None)
+                .unwrap_or_else(|| b.with_sequence(0))
+        });
         if let Some(bundle) = own {
             let newer = self
                 .bundles
@@ -361,11 +455,28 @@ impl Identity {
     }
 }
 
+/// A SPIFFE bundle (JSON), or PEM CA certificates (cert-manager's
+/// `ca.crt`; sequence 0, X.509 authorities only).
 fn load_bundle(path: &Path) -> Result<Bundle, IdentityError> {
-    Bundle::parse_str(&read(path)?).map_err(|e| IdentityError::Bundle {
+    let text = read(path)?;
+    let bad = |message: String| IdentityError::Bundle {
         path: path.to_owned(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    if text.trim_start().starts_with("-----BEGIN") {
+        use rustls_pki_types::pem::PemObject as _;
+        let mut bundle = Bundle::new(0);
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(text.as_bytes()) {
+            bundle
+                .add_x509_authority(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if bundle.is_empty() {
+            return Err(bad("no CA certificate".into()));
+        }
+        return Ok(bundle);
+    }
+    Bundle::parse_str(&text).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]
@@ -481,8 +592,49 @@ mod tests {
                 "spiffe://eu-1.test/causeway/gateway/eu-9",
                 Some(other_leaf.leaf_der())
             ),
-            Err(TokenRejection::BadSignature),
+            Err(TokenRejection::NotThePeer),
             "a token replayed by another gateway does not verify"
+        );
+        // After a rotation, a pooled connection made with the previous
+        // SVID carries tokens signed with the next one (x5c): they verify,
+        // bound to the same gateway identity through the bundle.
+        let rotated = id
+            .authority()
+            .unwrap()
+            .issue_x509_svid(&id.spiffe_id)
+            .unwrap();
+        let t_rotated = id
+            .caller_jwts
+            .token(&rotated, &caller, "us-1.test", &verdict)
+            .unwrap();
+        assert_ne!(t_rotated, t1, "a new svid, a new token");
+        let got = id
+            .caller_jwts
+            .verify_caller(
+                &validator,
+                t_rotated.to_str().unwrap(),
+                "spiffe://us-1.test",
+                &peer,
+                Some(&leaf),
+            )
+            .unwrap();
+        assert_eq!(got.caller, caller);
+        // The same chain from a CA outside the bundle is refused.
+        let forged_svid = other.issue_x509_svid(&id.spiffe_id).unwrap();
+        let t_forged = id
+            .caller_jwts
+            .token(&forged_svid, &caller, "us-1.test", &verdict)
+            .unwrap();
+        assert_eq!(
+            id.caller_jwts.verify_caller(
+                &validator,
+                t_forged.to_str().unwrap(),
+                "spiffe://us-1.test",
+                &peer,
+                Some(&leaf)
+            ),
+            Err(TokenRejection::UnknownKey),
+            "an x5c chain outside the bundle"
         );
         let s = t3.to_str().unwrap();
         let mut parts: Vec<&str> = s.split('.').collect();
@@ -510,6 +662,75 @@ mod tests {
                 Some(&leaf)
             ),
             Err(TokenRejection::Malformed)
+        );
+    }
+
+    /// cert-manager's file layout: `tls.crt` (leaf + intermediate),
+    /// `tls.key`, `ca.crt` (PEM roots). A changed `ca.crt` is taken with a
+    /// grown sequence; an unchanged one changes nothing.
+    #[test]
+    fn pem_ca_file_layout_loads_and_a_changed_ca_crt_is_taken() {
+        use causeway_trust::testing::{LeafSpec, TestCa};
+        let dir = tempfile::tempdir().unwrap();
+        let td = TrustDomain::new("eu-1.test").unwrap();
+        let root = TestCa::new(&td).unwrap();
+        let mid = root.intermediate().unwrap();
+        let leaf = mid
+            .issue(&LeafSpec::svid("spiffe://eu-1.test/causeway/gateway/eu-1"))
+            .unwrap();
+        let pem = |c: &rustls_pki_types::CertificateDer<'_>| {
+            use base64::engine::general_purpose::STANDARD;
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                STANDARD.encode(c.as_ref())
+            )
+        };
+        let (crt, key, ca) = (
+            dir.path().join("tls.crt"),
+            dir.path().join("tls.key"),
+            dir.path().join("ca.crt"),
+        );
+        std::fs::write(&crt, leaf.chain.iter().map(&pem).collect::<String>()).unwrap();
+        std::fs::write(
+            &key,
+            format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(leaf.key.secret_pkcs8_der())
+            ),
+        )
+        .unwrap();
+        std::fs::write(&ca, pem(root.cert_der())).unwrap();
+        let source = IdentitySource::Files {
+            svid: crt,
+            key,
+            bundle: ca.clone(),
+        };
+        let id =
+            Identity::load(&GatewayConfig::new(cluster(), IdentityConfig::new(source))).unwrap();
+        assert_eq!(id.svid().cert_chain_der().len(), 2, "leaf and intermediate");
+        let held = id.bundles.load().get(&td).unwrap().clone();
+        assert_eq!(held.x509_authorities().count(), 1);
+        assert!(!id.refresh().unwrap(), "nothing changed");
+        let next = TestCa::new(&td).unwrap();
+        std::fs::write(
+            &ca,
+            format!("{}{}", pem(root.cert_der()), pem(next.cert_der())),
+        )
+        .unwrap();
+        assert!(id.refresh().unwrap());
+        let now = id.bundles.load().get(&td).unwrap().clone();
+        assert_eq!(now.x509_authorities().count(), 2);
+        assert_eq!(now.sequence(), held.sequence() + 1);
+        assert!(!id.refresh().unwrap(), "taken once");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(id.refresh().is_err());
+        assert_eq!(
+            id.bundles.load().get(&td).unwrap().sequence(),
+            now.sequence()
         );
     }
 

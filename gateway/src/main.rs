@@ -29,7 +29,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(path) = &args.write_bundle {
-        return match causeway_gateway::identity::Identity::load(&config) {
+        // The Workload API source is read asynchronously.
+        let loaded = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(causeway_gateway::identity::Identity::start(&config))
+                    .map_err(|e| e.to_string())
+            });
+        return match loaded {
             Ok(id) => {
                 let set = id.bundles.load();
                 let Some(bundle) = set.get(&id.trust_domain) else {

@@ -127,6 +127,24 @@ pub struct CertLabels {
     pub kind: &'static str,
 }
 
+/// Labels of identity source errors.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IdentitySourceLabels {
+    /// `workload_api`.
+    pub source: &'static str,
+    /// Typed reason (`unreachable`, `status`, `stream_ended`, `no_svid`,
+    /// `malformed`, `svid_not_verified`, `wrong_trust_domain`).
+    pub reason: &'static str,
+}
+
+/// Labels of identity updates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IdentityUpdateLabels {
+    /// `x509_svid`, `bundle` (own X.509 authorities), `federated_bundle` or
+    /// `jwt_bundle`.
+    pub kind: &'static str,
+}
+
 /// Every metric of the gateway.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -172,6 +190,10 @@ pub struct Metrics {
     pub catalog_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// When the gateway's certificate expires (Unix seconds).
     pub cert_expiry: Family<CertLabels, Gauge>,
+    /// Identity source failures (the last good identity keeps serving).
+    pub identity_source_errors: Family<IdentitySourceLabels, Counter>,
+    /// Identity material taken from a source (rotations).
+    pub identity_updates: Family<IdentityUpdateLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -214,7 +236,19 @@ impl Metrics {
             catalog_revision: Gauge::default(),
             catalog_age: Gauge::default(),
             cert_expiry: Family::default(),
+            identity_source_errors: Family::default(),
+            identity_updates: Family::default(),
         };
+        r.register(
+            "identity_source_errors",
+            "Identity source failures by typed reason; the last good identity keeps serving",
+            Described(m.identity_source_errors.clone()),
+        );
+        r.register(
+            "identity_updates",
+            "Identity material taken from the Workload API: SVID rotations and bundle updates",
+            Described(m.identity_updates.clone()),
+        );
         r.register(
             "requests",
             "Requests by outcome",

@@ -62,6 +62,10 @@ pub enum TokenRejection {
     /// A JWT-SVID of another trust domain, or whose trust domain is unknown.
     #[error("token subject is not in the expected trust domain")]
     WrongTrustDomain,
+    /// A caller token signed by an SVID (its `x5c`) of another gateway than
+    /// the peer that sent it.
+    #[error("token signed by another identity than the peer")]
+    NotThePeer,
     /// An OIDC token whose `iss` no residency policy trusts.
     #[error("token issuer is not configured")]
     UnconfiguredIssuer,
@@ -85,6 +89,7 @@ impl TokenRejection {
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim => "missing_claim",
             Self::WrongTrustDomain => "wrong_trust_domain",
+            Self::NotThePeer => "not_the_peer",
             Self::UnconfiguredIssuer => "unconfigured_issuer",
             Self::JwksUnavailable => "jwks_unavailable",
         }

@@ -92,7 +92,10 @@ pub mod verify;
 pub use authority::{
     Authority, AuthorityConfig, AuthorityError, JwtSvid, RotationEvent, SvidError, X509Svid,
 };
-pub use bundle::{Bundle, BundleError, BundleKey, BundleSet, BundleSetError, BundleStore};
+pub use bundle::{
+    Bundle, BundleError, BundleKey, BundleSet, BundleSetError, BundleStore, JwtAuthority,
+    X509Authority,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use id::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use jwt::{JwtError, JwtSvidClaims, JwtSvidValidator};

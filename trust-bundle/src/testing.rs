@@ -30,11 +30,17 @@ use crate::authority::X509Svid;
 use crate::bundle::Bundle;
 use crate::id::TrustDomain;
 
-/// A self-signed test CA for one trust domain.
+/// A test CA for one trust domain: self-signed (a root), or an
+/// intermediate signed by another `TestCa` (as SPIRE with an
+/// UpstreamAuthority issues SVIDs).
 pub struct TestCa {
     trust_domain: TrustDomain,
     issuer: Issuer<'static, KeyPair>,
     cert: CertificateDer<'static>,
+    /// This CA's certificate and those above it, up to and excluding the
+    /// root (empty for a root): what a leaf's chain carries after the leaf.
+    chain_up: Vec<CertificateDer<'static>>,
+    root: CertificateDer<'static>,
 }
 
 impl std::fmt::Debug for TestCa {
@@ -102,7 +108,8 @@ impl LeafSpec {
     }
 }
 
-/// A certificate chain (leaf only) and its private key.
+/// A certificate chain (leaf first, then the issuing intermediates) and its
+/// private key.
 #[derive(Debug)]
 pub struct TestLeaf {
     /// Leaf first.
@@ -141,7 +148,48 @@ impl TestCa {
             trust_domain: trust_domain.clone(),
             issuer: Issuer::new(params, key),
             cert: cert.der().clone(),
+            chain_up: Vec::new(),
+            root: cert.der().clone(),
         })
+    }
+
+    /// An intermediate CA signed by this CA (valid from a day ago for a
+    /// year, with the trust domain's SPIFFE ID as URI SAN, as SPIRE's are).
+    /// Leaves it issues carry it (and any intermediates above it) in their
+    /// chain; the bundle holds only the root.
+    pub fn intermediate(&self) -> Result<Self, rcgen::Error> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            format!("test intermediate {}", self.trust_domain),
+        );
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params
+            .subject_alt_names
+            .push(SanType::URI(self.trust_domain.id().to_string().try_into()?));
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::from_secs(86400);
+        params.not_after = now + Duration::from_secs(86400 * 365);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let mut chain_up = vec![cert.der().clone()];
+        chain_up.extend(self.chain_up.iter().cloned());
+        Ok(Self {
+            trust_domain: self.trust_domain.clone(),
+            issuer: Issuer::new(params, key),
+            cert: cert.der().clone(),
+            chain_up,
+            root: self.root.clone(),
+        })
+    }
+
+    /// The intermediates a leaf of this CA carries after itself (empty for
+    /// a root).
+    pub fn chain_up(&self) -> &[CertificateDer<'static>] {
+        &self.chain_up
     }
 
     /// The trust domain.
@@ -154,12 +202,18 @@ impl TestCa {
         &self.cert
     }
 
-    /// A bundle (sequence 1) holding this CA.
+    /// A bundle (sequence 1) holding this CA, or for an intermediate, the
+    /// root above it.
     pub fn bundle(&self) -> Bundle {
         let mut bundle = Bundle::new(1);
         // A CA generated above always forms a valid x509 authority.
-        let _ = bundle.add_x509_authority(self.cert.clone());
+        let _ = bundle.add_x509_authority(self.root_der().clone());
         bundle
+    }
+
+    /// The root certificate (this CA's own for a root).
+    pub fn root_der(&self) -> &CertificateDer<'static> {
+        &self.root
     }
 
     /// Issues a leaf as described by `spec` (anything goes: that is the
@@ -194,8 +248,10 @@ impl TestCa {
                 .push(SanType::DnsName(dns.clone().try_into()?));
         }
         let cert = params.signed_by(&key, &self.issuer)?;
+        let mut chain = vec![cert.der().clone()];
+        chain.extend(self.chain_up.iter().cloned());
         Ok(TestLeaf {
-            chain: vec![cert.der().clone()],
+            chain,
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),
         })
     }

@@ -314,3 +314,60 @@ async fn a_non_federated_peer_fails_the_real_handshake() {
         "{err:?}"
     );
 }
+
+/// SVIDs issued under intermediate CAs (SPIRE with an UpstreamAuthority):
+/// the chain the peer sends verifies up to the root in the bundle, one or
+/// two levels deep, as client and server; without its intermediate, or with
+/// an intermediate of another root, it is refused as an untrusted chain.
+#[test]
+fn chains_through_intermediate_cas_verify_and_a_missing_intermediate_is_refused() {
+    let z = zoo();
+    let one = z.td1.intermediate().unwrap();
+    let two = one.intermediate().unwrap();
+    assert_eq!(two.chain_up().len(), 2);
+    for (what, ca) in [("one intermediate", &one), ("two intermediates", &two)] {
+        let leaf = ca.issue(&LeafSpec::svid("spiffe://td1.test/gw")).unwrap();
+        assert_eq!(leaf.chain.len(), ca.chain_up().len() + 1);
+        let now = UnixTime::now();
+        let c = SpiffeClientVerifier::new(z.store.clone(), PeerPolicy::AnyFederated)
+            .verify_chain(&leaf.chain[0], &leaf.chain[1..], now)
+            .unwrap_or_else(|e| panic!("{what}: client refused: {e}"));
+        let s = SpiffeServerVerifier::new(z.store.clone(), PeerPolicy::AnyFederated)
+            .verify_chain(&leaf.chain[0], &leaf.chain[1..], now)
+            .unwrap_or_else(|e| panic!("{what}: server refused: {e}"));
+        assert_eq!(c.to_string(), "spiffe://td1.test/gw");
+        assert_eq!(s, c);
+        assert!(
+            matches!(
+                refused(&z, what, &leaf.chain[0]),
+                VerifyError::UntrustedChain { .. }
+            ),
+            "{what}: without its intermediates"
+        );
+        let partial = SpiffeClientVerifier::new(z.store.clone(), PeerPolicy::AnyFederated)
+            .verify_chain(&leaf.chain[0], &leaf.chain[2..], now);
+        if ca.chain_up().len() == 2 {
+            assert!(
+                matches!(partial, Err(VerifyError::UntrustedChain { .. })),
+                "{what}: a missing middle intermediate: {partial:?}"
+            );
+        }
+    }
+    // An intermediate under an unknown root claiming td1 names.
+    let foreign = TestCa::new(&td("td1.test"))
+        .unwrap()
+        .intermediate()
+        .unwrap();
+    let leaf = foreign
+        .issue(&LeafSpec::svid("spiffe://td1.test/gw"))
+        .unwrap();
+    let r = SpiffeClientVerifier::new(z.store.clone(), PeerPolicy::AnyFederated).verify_chain(
+        &leaf.chain[0],
+        &leaf.chain[1..],
+        UnixTime::now(),
+    );
+    assert!(
+        matches!(r, Err(VerifyError::UntrustedChain { .. })),
+        "{r:?}"
+    );
+}

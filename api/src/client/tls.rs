@@ -10,11 +10,27 @@ use rustls_pki_types::pem::PemObject;
 
 use super::ClientError;
 
+/// A client certificate presented to `https://` servers (a gateway's
+/// X.509-SVID, kept current by its resolver). Equal when it is the same
+/// resolver.
+#[derive(Debug, Clone)]
+pub struct ClientCert(pub Arc<dyn rustls::client::ResolvesClientCert>);
+
+impl PartialEq for ClientCert {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ClientCert {}
+
 /// Trust settings for `https://` servers (ignored for `http://`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// PEM file with extra CA certificates, trusted beside the system's.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate to present (none by default).
+    pub client_cert: Option<ClientCert>,
 }
 
 impl TlsOptions {
@@ -22,6 +38,7 @@ impl TlsOptions {
     pub fn with_ca_file(ca_file: impl Into<PathBuf>) -> Self {
         Self {
             ca_file: Some(ca_file.into()),
+            client_cert: None,
         }
     }
 
@@ -45,12 +62,14 @@ impl TlsOptions {
             ));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| ClientError::InvalidServer(format!("tls: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(config)
+            .with_root_certificates(roots);
+        Ok(match &self.client_cert {
+            Some(c) => builder.with_client_cert_resolver(c.0.clone()),
+            None => builder.with_no_client_auth(),
+        })
     }
 }
 

@@ -193,6 +193,7 @@ minAvailable: {{ $min | toYaml }}
 {{- define "causeway.gateway.paths" -}}
 config: /etc/causeway
 identity: /var/run/secrets/causeway/identity
+spire: /run/spire/sockets
 token: /var/run/secrets/causeway/federation
 federationCa: /etc/causeway/federation-ca
 bundles: /etc/causeway/bundles
@@ -213,6 +214,8 @@ rejected by the binary); e2e/tests/charts.rs parses it with the real parser.
 {{- $identity := dict "callerJwtTtl" $g.identity.callerJwtTtl "svidTtl" $g.identity.svidTtl -}}
 {{- if eq $g.identity.mode "authority" -}}
 {{- $_ := set $identity "authorityDir" (printf "%s/authority" $p.data) -}}
+{{- else if eq $g.identity.mode "spire" -}}
+{{- $_ := set $identity "workloadApiSocket" (printf "unix://%s/%s" $p.spire (required "gateway.identity.spire.socketName is required with gateway.identity.mode=spire" $g.identity.spire.socketName)) -}}
 {{- else -}}
 {{- $_ := set $identity "svidFile" (printf "%s/svid.pem" $p.identity) -}}
 {{- $_ := set $identity "keyFile" (printf "%s/key.pem" $p.identity) -}}

@@ -74,6 +74,10 @@ pub struct ServerConfig {
     pub quota: super::quota::QuotaConfig,
     /// The read-only web console at `/ui/` (docs/console.md).
     pub console: ConsoleConfig,
+    /// TLS on the listener (hot-reloaded certificate files; clients may
+    /// authenticate with an X.509-SVID). None: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::tls::TlsConfig>,
 }
 
 /// The read-only web console at `/ui/`.
@@ -122,6 +126,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             quota: super::quota::QuotaConfig::default(),
             console: ConsoleConfig::default(),
+            tls: None,
         }
     }
 }

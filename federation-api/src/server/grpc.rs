@@ -112,7 +112,17 @@ impl Catalog for CatalogService {
         req: Request<proto::WatchRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let headers = req.metadata().clone().into_headers();
-        authenticate(&headers, &self.state.0.authn)
+        // A bearer token wins; without one, the connection's X.509-SVID.
+        let principal = match req.extensions().get::<super::tls::PeerSvid>() {
+            Some(super::tls::PeerSvid(id))
+                if !headers.contains_key(axum::http::header::AUTHORIZATION)
+                    && !matches!(self.state.0.authn, super::Authn::Disabled) =>
+            {
+                super::tls::svid_principal(&self.state, id).await
+            }
+            _ => authenticate(&headers, &self.state.0.authn),
+        };
+        principal
             .and_then(|p| {
                 if p.can_read() {
                     Ok(())

@@ -143,6 +143,13 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A bearer token wins; without one, the connection's X.509-SVID.
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && !matches!(state.0.authn, Authn::Disabled)
+            && let Some(super::tls::PeerSvid(id)) = parts.extensions.get::<super::tls::PeerSvid>()
+        {
+            return super::tls::svid_principal(state, id).await.map(Caller);
+        }
         authenticate(&parts.headers, &state.0.authn).map(Caller)
     }
 }

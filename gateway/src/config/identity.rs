@@ -22,8 +22,17 @@ pub enum IdentitySource {
         svid: PathBuf,
         /// PEM private key of the leaf (`identity.keyFile`).
         key: PathBuf,
-        /// SPIFFE bundle of the own trust domain (`identity.bundleFile`).
+        /// The own trust domain's bundle (`identity.bundleFile`): a SPIFFE
+        /// bundle (JSON) or PEM CA certificates (cert-manager's `ca.crt`).
         bundle: PathBuf,
+    },
+    /// The SPIFFE Workload API on a Unix socket (a SPIRE agent): the
+    /// X.509-SVID, the own bundle and federated bundles arrive on its
+    /// stream, rotations included; JWT authorities on its JWT bundle
+    /// stream.
+    WorkloadApi {
+        /// The socket (`identity.workloadApiSocket`: `unix:///path` or a path).
+        socket: PathBuf,
     },
 }
 
@@ -69,7 +78,7 @@ impl IdentityConfig {
     pub fn authority_dir(&self) -> Option<&PathBuf> {
         match &self.source {
             IdentitySource::Authority { dir } => Some(dir),
-            IdentitySource::Files { .. } => None,
+            IdentitySource::Files { .. } | IdentitySource::WorkloadApi { .. } => None,
         }
     }
 }
@@ -83,6 +92,7 @@ struct IdentityFields {
     svid_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     bundle_file: Option<PathBuf>,
+    workload_api_socket: Option<String>,
     jwt_key_file: Option<PathBuf>,
     workload_id: Option<SpiffeId>,
     #[serde(with = "humantime_serde")]
@@ -102,6 +112,7 @@ impl Default for IdentityFields {
             svid_file: None,
             key_file: None,
             bundle_file: None,
+            workload_api_socket: None,
             jwt_key_file: None,
             workload_id: None,
             caller_jwt_ttl: Duration::from_secs(300),
@@ -115,7 +126,27 @@ impl Default for IdentityFields {
 impl TryFrom<IdentityFields> for IdentityConfig {
     type Error = String;
     fn try_from(f: IdentityFields) -> Result<Self, Self::Error> {
-        let source = match (f.authority_dir, f.svid_file, f.key_file, f.bundle_file) {
+        if let Some(address) = &f.workload_api_socket {
+            if f.authority_dir.is_some()
+                || f.svid_file.is_some()
+                || f.key_file.is_some()
+                || f.bundle_file.is_some()
+            {
+                return Err(
+                    "identity: set workloadApiSocket alone, without authorityDir or svidFile/keyFile/bundleFile"
+                        .into(),
+                );
+            }
+            let socket = causeway_api::workload_api::socket_path(address)
+                .map_err(|e| format!("identity.workloadApiSocket: {e}"))?;
+            return Self::checked(IdentitySource::WorkloadApi { socket }, f);
+        }
+        let source = match (
+            f.authority_dir.clone(),
+            f.svid_file.clone(),
+            f.key_file.clone(),
+            f.bundle_file.clone(),
+        ) {
             (Some(dir), None, None, None) => IdentitySource::Authority { dir },
             (None, Some(svid), Some(key), Some(bundle)) => {
                 IdentitySource::Files { svid, key, bundle }
@@ -128,11 +159,17 @@ impl TryFrom<IdentityFields> for IdentityConfig {
             }
             (None, ..) => {
                 return Err(
-                    "identity: set svidFile, keyFile and bundleFile (or authorityDir for development)"
+                    "identity: set workloadApiSocket, or svidFile, keyFile and bundleFile (or authorityDir for development)"
                         .into(),
                 );
             }
         };
+        Self::checked(source, f)
+    }
+}
+
+impl IdentityConfig {
+    fn checked(source: IdentitySource, f: IdentityFields) -> Result<Self, String> {
         if f.caller_jwt_ttl < Duration::from_secs(1) {
             return Err("identity.callerJwtTtl: must be at least 1s".into());
         }
@@ -159,10 +196,15 @@ impl TryFrom<IdentityFields> for IdentityConfig {
 
 impl From<IdentityConfig> for IdentityFields {
     fn from(c: IdentityConfig) -> Self {
+        let mut workload_api_socket = None;
         let (authority_dir, svid_file, key_file, bundle_file) = match c.source {
             IdentitySource::Authority { dir } => (Some(dir), None, None, None),
             IdentitySource::Files { svid, key, bundle } => {
                 (None, Some(svid), Some(key), Some(bundle))
+            }
+            IdentitySource::WorkloadApi { socket } => {
+                workload_api_socket = Some(socket.display().to_string());
+                (None, None, None, None)
             }
         };
         Self {
@@ -170,6 +212,7 @@ impl From<IdentityConfig> for IdentityFields {
             svid_file,
             key_file,
             bundle_file,
+            workload_api_socket,
             jwt_key_file: c.jwt_key_file,
             workload_id: c.workload_id,
             caller_jwt_ttl: c.caller_jwt_ttl,

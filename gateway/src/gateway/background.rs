@@ -46,11 +46,20 @@ pub(super) fn spawn_all(
     shared: &Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
-    vec![
+    let mut tasks = vec![
         tokio::spawn(catalog_reload(shared.clone(), shutdown.clone())),
         tokio::spawn(identity_refresh(shared.clone(), shutdown.clone())),
-        tokio::spawn(probes(shared.clone(), shutdown)),
-    ]
+    ];
+    if let crate::config::IdentitySource::WorkloadApi { socket } = &shared.config.identity.source {
+        tasks.push(tokio::spawn(crate::identity::workload::watch(
+            shared.identity.clone(),
+            socket.clone(),
+            shared.metrics.clone(),
+            shutdown.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(probes(shared.clone(), shutdown)));
+    tasks
 }
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {

@@ -5,7 +5,16 @@
 //! `kid` [`SVID_BOUND_KID`]), so it needs no JWT authority and works in every
 //! identity mode: the destination verifies it with the public key of the
 //! certificate the peer presented in the mTLS handshake, which also binds
-//! the token to that peer. Tokens signed by a JWT authority of the caller's
+//! the token to that peer.
+//!
+//! The token's `x5c` header carries the signing SVID's chain. Across an SVID
+//! rotation a pooled connection established with the previous SVID carries
+//! tokens signed with the new key (and a new connection may carry a token
+//! minted just before): when `x5c` is not the leaf of the connection, the
+//! destination verifies the `x5c` chain against the bundle of the peer's
+//! trust domain and requires its SPIFFE ID to be the peer's, so the token
+//! stays bound to the peer gateway's identity, never to another's. Tokens
+//! signed by a JWT authority of the caller's
 //! trust domain bundle (older gateways) still verify against the bundle.
 //! Verified tokens are cached so that a pooled connection does not pay a
 //! signature check per request.
@@ -17,9 +26,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use causeway_trust::jwt::JwtSvidValidator;
-use causeway_trust::{SpiffeId, X509Svid};
+use causeway_trust::{BundleStore, PeerPolicy, SpiffeClientVerifier, SpiffeId, X509Svid};
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::routing::ResidencyVerdict;
@@ -68,6 +78,8 @@ struct TokenClaims {
 #[derive(Debug)]
 pub struct CallerJwtCache {
     ttl: Duration,
+    /// Verifies `x5c` chains that are not the connection's leaf.
+    chains: Option<SpiffeClientVerifier>,
     minted: Mutex<HashMap<String, (HeaderValue, Instant)>>,
     verified: Mutex<HashMap<VerifiedKey, Verified>>,
 }
@@ -77,9 +89,17 @@ impl CallerJwtCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            chains: None,
             minted: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Verifies `x5c` chains of tokens signed by a peer's other (previous or
+    /// next) SVID against `bundles`.
+    pub fn with_bundles(mut self, bundles: BundleStore) -> Self {
+        self.chains = Some(SpiffeClientVerifier::new(bundles, PeerPolicy::AnyFederated));
+        self
     }
 
     /// A token stating `caller` and `residency` for the destination trust
@@ -95,10 +115,13 @@ impl CallerJwtCache {
     ) -> Option<HeaderValue> {
         let now = Instant::now();
         let verdict = serde_json::to_string(residency).unwrap_or_default();
-        let key = format!(
-            "{caller} {trust_domain} {} {verdict}",
-            svid.not_before().unix_timestamp()
-        );
+        let leaf = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            svid.leaf_der().as_ref().hash(&mut h);
+            h.finish()
+        };
+        let key = format!("{caller} {trust_domain} {leaf:016x} {verdict}");
         if let Ok(m) = self.minted.lock()
             && let Some((v, refresh_at)) = m.get(&key)
             && now < *refresh_at
@@ -115,6 +138,12 @@ impl CallerJwtCache {
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(SVID_BOUND_KID.to_owned());
+        header.x5c = Some(
+            svid.cert_chain_der()
+                .iter()
+                .map(|c| base64::engine::general_purpose::STANDARD.encode(c.as_ref()))
+                .collect(),
+        );
         let der = svid.private_key_der();
         let signing = EncodingKey::from_ec_der(der.secret_der());
         let token = jsonwebtoken::encode(&header, &claims, &signing)
@@ -154,15 +183,11 @@ impl CallerJwtCache {
         {
             return Ok(claims.clone());
         }
-        let kid = jsonwebtoken::decode_header(token)
-            .map_err(|_| TokenRejection::Malformed)?
-            .kid;
-        let (claims, expiry) = if kid.as_deref() == Some(SVID_BOUND_KID) {
-            verify_svid_bound(
-                token,
-                audience,
-                peer_leaf.ok_or(TokenRejection::UnknownKey)?,
-            )?
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
+        let (claims, expiry) = if header.kid.as_deref() == Some(SVID_BOUND_KID) {
+            let peer_leaf = peer_leaf.ok_or(TokenRejection::UnknownKey)?;
+            let signer = self.signer(header.x5c.as_deref(), peer, peer_leaf)?;
+            verify_svid_bound(token, audience, signer.as_deref().unwrap_or(peer_leaf))?
         } else {
             let c = validator
                 .validate(token, audience)
@@ -192,6 +217,46 @@ impl CallerJwtCache {
             m.insert(cache_key, (claims.clone(), audience.into(), now + keep));
         }
         Ok(claims)
+    }
+}
+
+impl CallerJwtCache {
+    /// The certificate whose key signed an SVID-bound token: `None` for the
+    /// connection's own leaf (no `x5c`, or `x5c` naming that leaf), else the
+    /// `x5c` leaf once its chain verified against the bundles and its SPIFFE
+    /// ID is the peer's.
+    fn signer(
+        &self,
+        x5c: Option<&[String]>,
+        peer: &str,
+        peer_leaf: &[u8],
+    ) -> Result<Option<Vec<u8>>, TokenRejection> {
+        let Some(x5c) = x5c else {
+            return Ok(None);
+        };
+        let chain = x5c
+            .iter()
+            .map(|c| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(c)
+                    .map(CertificateDer::from)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| TokenRejection::Malformed)?;
+        let Some(leaf) = chain.first() else {
+            return Err(TokenRejection::Malformed);
+        };
+        if leaf.as_ref() == peer_leaf {
+            return Ok(None);
+        }
+        let verifier = self.chains.as_ref().ok_or(TokenRejection::UnknownKey)?;
+        let id = verifier
+            .verify_chain(leaf, &chain[1..], UnixTime::now())
+            .map_err(|_| TokenRejection::UnknownKey)?;
+        if id.to_string() != peer {
+            return Err(TokenRejection::NotThePeer);
+        }
+        Ok(Some(leaf.as_ref().to_vec()))
     }
 }
 
