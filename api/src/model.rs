@@ -11,6 +11,7 @@ mod cluster;
 mod condition;
 mod export;
 pub mod keys;
+pub mod kmeta;
 mod meta;
 mod names;
 pub mod policy;
@@ -42,8 +43,7 @@ pub use policy::{
     ExportPolicySpec, NamespacePattern, OidcIssuer, OnUnverified, OutlierDetection, Percent,
     PolicyKind, RateLimit, Ratio, RequestClassification, ResidencyPolicy, ResidencyPolicySpec,
     RetryCondition, RetryPolicy, RollbackGuard, ServicePattern, ServiceSelector,
-    SuccessRateEjection, Timeouts, TrafficPolicy,
-    TrafficPolicySpec, export_allowed,
+    SuccessRateEjection, Timeouts, TrafficPolicy, TrafficPolicySpec, export_allowed,
 };
 pub use resource::{DecodeError, Kind, ObjectRef, Resource, decode, decode_resource, decode_value};
 pub use service_import::{ImportCluster, ServiceImport, ServiceImportSpec, ServiceImportStatus};

@@ -42,6 +42,9 @@ pub enum Validity {
     NoService,
     /// An `ExternalName` service (cannot be exported).
     InvalidServiceType(String),
+    /// `exportedLabels` or `exportedAnnotations` that Kubernetes would
+    /// refuse on the importing clusters' `ServiceImport`: the field and why.
+    InvalidExportedMetadata(String),
 }
 
 fn protocol(p: Option<&str>) -> Protocol {
@@ -86,14 +89,18 @@ pub fn export_spec(
         })
         .collect();
     let zones = super::endpoints::service_endpoints(service, slices, default_zone).zones;
-    Validity::Valid(ServiceExportSpec {
+    let spec = ServiceExportSpec {
         ports,
         type_,
         endpoints: zones,
         weight: 100,
         exported_labels: export.spec.exported_labels.clone(),
         exported_annotations: export.spec.exported_annotations.clone(),
-    })
+    };
+    if let Err((field, message)) = spec.check_exported_metadata() {
+        return Validity::InvalidExportedMetadata(format!("spec.{field}: {message}"));
+    }
+    Validity::Valid(spec)
 }
 
 fn status_str(s: ConditionStatus) -> &'static str {
@@ -176,6 +183,25 @@ pub fn export_conditions(
                 "False",
                 reason::INVALID_SERVICE_TYPE,
                 &msg,
+                previous,
+                now,
+            ));
+            out.push(condition(
+                "Ready",
+                "False",
+                reason::PENDING,
+                "ServiceExport is not valid",
+                previous,
+                now,
+            ));
+            return out;
+        }
+        Validity::InvalidExportedMetadata(why) => {
+            out.push(condition(
+                "Valid",
+                "False",
+                reason::INVALID_EXPORTED_METADATA,
+                why,
                 previous,
                 now,
             ));
@@ -281,9 +307,22 @@ pub fn service_import(import: &model::ServiceImport, local: &str) -> Option<mcs:
     };
     let mut si = mcs::ServiceImport::new(import.metadata.name.as_str(), spec);
     si.metadata.namespace = Some(import.metadata.namespace.as_str().to_owned());
-    si.metadata.labels = Some(managed_labels(&import.spec.labels));
-    if !import.spec.annotations.is_empty() {
-        si.metadata.annotations = Some(import.spec.annotations.clone());
+    // The federation API validates exported labels and annotations; drop
+    // whatever Kubernetes would refuse anyway (data stored before that), so
+    // one bad export never keeps its ServiceImport from being created.
+    let (labels, bad_labels) = model::kmeta::valid_labels(&import.spec.labels);
+    let (annotations, bad_annotations) = model::kmeta::valid_annotations(&import.spec.annotations);
+    if !bad_labels.is_empty() || !bad_annotations.is_empty() {
+        tracing::warn!(
+            service = %import.service(),
+            labels = ?bad_labels,
+            annotations = ?bad_annotations,
+            "dropping labels and annotations that kubernetes refuses from the serviceimport"
+        );
+    }
+    si.metadata.labels = Some(managed_labels(&labels));
+    if !annotations.is_empty() {
+        si.metadata.annotations = Some(annotations);
     }
     si.status = Some(mcs::ServiceImportStatus {
         clusters: import

@@ -148,6 +148,18 @@ impl ServiceExportSpec {
             .iter()
             .fold(0u32, |a, e| a.saturating_add(e.ready))
     }
+
+    /// Checks `exportedLabels` and `exportedAnnotations` with the Kubernetes
+    /// label and annotation rules (they become a `ServiceImport`'s metadata
+    /// in every importing cluster): the offending field (`exportedLabels` or
+    /// `exportedAnnotations`, relative to the spec) and what is wrong.
+    pub fn check_exported_metadata(&self) -> Result<(), (&'static str, String)> {
+        super::kmeta::check_labels(&self.exported_labels)
+            .map_err(|(_, m)| ("exportedLabels", m))?;
+        super::kmeta::check_annotations(&self.exported_annotations)
+            .map_err(|(_, m)| ("exportedAnnotations", m))?;
+        Ok(())
+    }
 }
 
 fn default_weight() -> u32 {
