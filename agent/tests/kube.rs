@@ -41,6 +41,7 @@ fn controller_config(cluster: &str) -> ControllerConfig {
             kubeconfig: None,
             egress_service: None,
             leader_election: Default::default(),
+            export_selector: String::new(),
         },
     }
 }
@@ -1234,4 +1235,70 @@ async fn chart_rbac_is_exactly_what_the_agent_requests() {
         })
         .collect();
     assert!(refused.is_empty(), "{refused:?}");
+}
+
+/// With `exportSelector`, the agent acts only on the ServiceExports it
+/// selects: another MCS controller's export is neither published nor given
+/// status by Causeway.
+#[tokio::test]
+async fn export_selector_leaves_other_controllers_exports_alone() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let exports: KApi<ServiceExport> = KApi::namespaced(client.clone(), "shop");
+    for name in ["cart", "other"] {
+        let mut svc = service("ClusterIP");
+        svc.metadata.name = Some(name.into());
+        services.create(&PostParams::default(), &svc).await.unwrap();
+    }
+    let mut mine = ServiceExport::new("cart", ServiceExportSpec::default());
+    mine.metadata.labels = Some([("causeway.dev/export".to_owned(), "true".to_owned())].into());
+    exports.create(&PostParams::default(), &mine).await.unwrap();
+    exports
+        .create(
+            &PostParams::default(),
+            &ServiceExport::new("other", ServiceExportSpec::default()),
+        )
+        .await
+        .unwrap();
+    let mut config = controller_config("eu-1");
+    config.kubernetes.export_selector = "causeway.dev/export=true".into();
+    let sources = ExportSources::new(&["kubernetes"]);
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(
+        ExportController {
+            client: client.clone(),
+            config,
+            sources: sources.clone(),
+            local: LocalSources::new(watch::channel(LocalEndpoints::default()).0),
+            statuses: watch::channel(ExportStatuses::new()).1,
+            leader: watch::channel(true).1,
+        }
+        .run(shutdown),
+    );
+    assert!(
+        eventually(10, || async {
+            exports
+                .get("cart")
+                .await
+                .is_ok_and(|se| condition(&se, "Valid").is_some())
+        })
+        .await,
+        "the selected export gets status"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let published: Vec<String> = sources.merged().keys().map(ToString::to_string).collect();
+    assert_eq!(published, vec!["shop/cart"]);
+    let other = exports.get("other").await.unwrap();
+    assert!(
+        other.status.is_none_or(|s| s.conditions.is_empty()),
+        "the unselected export was written"
+    );
+    assert!(
+        !kube_api
+            .requests()
+            .iter()
+            .any(|r| r.resource == "serviceexports/status" && r.name.as_deref() == Some("other")),
+        "a status write for the unselected export"
+    );
 }

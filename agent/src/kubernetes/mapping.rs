@@ -304,6 +304,7 @@ pub fn service_import(import: &model::ServiceImport, local: &str) -> Option<mcs:
         },
         session_affinity: None,
         session_affinity_config: None,
+        ip_families: Vec::new(),
     };
     let mut si = mcs::ServiceImport::new(import.metadata.name.as_str(), spec);
     si.metadata.namespace = Some(import.metadata.namespace.as_str().to_owned());
@@ -333,6 +334,7 @@ pub fn service_import(import: &model::ServiceImport, local: &str) -> Option<mcs:
                 cluster: c.cluster.as_str().to_owned(),
             })
             .collect(),
+        conditions: Vec::new(),
     });
     Some(si)
 }
