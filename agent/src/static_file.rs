@@ -201,6 +201,7 @@ pub fn parse(file: &str, text: &str, default_zone: &str) -> Result<StaticState, 
                 weight: s.weight,
                 exported_labels: s.exported_labels,
                 exported_annotations: s.exported_annotations,
+                ..ServiceExportSpec::default()
             },
         );
     }

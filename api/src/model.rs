@@ -26,7 +26,7 @@ pub use condition::{
 };
 pub use export::{
     ExportKey, Protocol, ServiceExport, ServiceExportSpec, ServiceExportStatus, ServicePort,
-    ServiceType, ZoneEndpoints,
+    ServiceType, SessionAffinity, ZoneEndpoints,
 };
 pub use keys::{DEFAULT_PREFIX, KeyLayout, ParsedKey, parse_relative_key, relative_key};
 pub use meta::{

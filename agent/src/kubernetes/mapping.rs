@@ -89,6 +89,19 @@ pub fn export_spec(
         })
         .collect();
     let zones = super::endpoints::service_endpoints(service, slices, default_zone).zones;
+    let session_affinity = match spec.session_affinity.as_deref() {
+        Some("ClientIP") => model::SessionAffinity::ClientIp,
+        _ => model::SessionAffinity::None,
+    };
+    let session_affinity_timeout_seconds = (session_affinity == model::SessionAffinity::ClientIp)
+        .then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .and_then(|t| u32::try_from(t).ok())
+        })
+        .flatten();
     let spec = ServiceExportSpec {
         ports,
         type_,
@@ -96,6 +109,8 @@ pub fn export_spec(
         weight: 100,
         exported_labels: export.spec.exported_labels.clone(),
         exported_annotations: export.spec.exported_annotations.clone(),
+        session_affinity,
+        session_affinity_timeout_seconds,
     };
     if let Err((field, message)) = spec.check_exported_metadata() {
         return Validity::InvalidExportedMetadata(format!("spec.{field}: {message}"));
@@ -302,8 +317,16 @@ pub fn service_import(import: &model::ServiceImport, local: &str) -> Option<mcs:
             ServiceType::ClusterSetIP => mcs::ServiceImportType::ClusterSetIP,
             ServiceType::Headless => mcs::ServiceImportType::Headless,
         },
-        session_affinity: None,
-        session_affinity_config: None,
+        session_affinity: Some(import.spec.session_affinity.to_string()),
+        session_affinity_config: (import.spec.session_affinity == model::SessionAffinity::ClientIp)
+            .then(|| mcs::SessionAffinityConfig {
+                client_ip: Some(k8s_openapi::api::core::v1::ClientIPConfig {
+                    timeout_seconds: import
+                        .spec
+                        .session_affinity_timeout_seconds
+                        .and_then(|t| i32::try_from(t).ok()),
+                }),
+            }),
         ip_families: Vec::new(),
     };
     let mut si = mcs::ServiceImport::new(import.metadata.name.as_str(), spec);

@@ -131,6 +131,38 @@ fn exported_labels_kubernetes_would_refuse_make_the_export_invalid() {
 }
 
 #[test]
+fn session_affinity_goes_from_the_service_to_the_import_in_core_v1_form() {
+    let svc = service(serde_json::json!({"metadata": {"name": "cart"}, "spec": {
+        "clusterIP": "10.1.2.3", "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}
+    }}));
+    let Validity::Valid(spec) = export_spec(&export(&[]), Some(&svc), &[], "z") else {
+        panic!("not valid")
+    };
+    assert_eq!(spec.session_affinity, model::SessionAffinity::ClientIp);
+    assert_eq!(spec.session_affinity_timeout_seconds, Some(600));
+    let mut imp = import(serde_json::json!([{"cluster": "us-1", "weight": 100, "ready": 1}]));
+    imp.spec.session_affinity = model::SessionAffinity::ClientIp;
+    imp.spec.session_affinity_timeout_seconds = Some(600);
+    let si = service_import(&imp, "local-1").unwrap();
+    let raw = serde_json::to_value(&si).unwrap();
+    assert_eq!(raw["spec"]["sessionAffinity"], "ClientIP");
+    assert_eq!(
+        raw["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+        600
+    );
+    // Without affinity: None, and no config.
+    let plain = service(
+        serde_json::json!({"metadata": {"name": "cart"}, "spec": {"clusterIP": "10.1.2.3"}}),
+    );
+    let Validity::Valid(spec) = export_spec(&export(&[]), Some(&plain), &[], "z") else {
+        panic!("not valid")
+    };
+    assert_eq!(spec.session_affinity, model::SessionAffinity::None);
+    assert_eq!(spec.session_affinity_timeout_seconds, None);
+}
+
+#[test]
 fn service_import_drops_labels_and_annotations_kubernetes_refuses() {
     let mut imp = import(serde_json::json!([{"cluster": "us-1", "weight": 100, "ready": 1}]));
     imp.spec.labels.insert("bad key".into(), "x".into());
