@@ -1302,3 +1302,130 @@ async fn export_selector_leaves_other_controllers_exports_alone() {
         "a status write for the unselected export"
     );
 }
+
+/// Two replicas of the whole agent (leader election and both controllers)
+/// against one API server, each shut down in turn while the catalog
+/// changes: leadership moves to the other replica each time, the import
+/// follows every change, and every write of an import, derived Service or
+/// EndpointSlice comes from the replica that last wrote the Lease (never
+/// from two replicas at once), as the fake's request log shows.
+#[tokio::test]
+async fn replicas_hand_over_on_shutdown_and_never_write_at_once() {
+    let kube_api = FakeKube::start().await;
+    let setup = kube_api.client();
+    let egress: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "gw-egress-abc", "namespace": "causeway",
+                     "labels": {"kubernetes.io/service-name": "gw-egress"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.8.0.1"], "conditions": {"ready": true}},
+                      {"addresses": ["10.8.0.2"], "conditions": {"ready": true}}],
+        "ports": [{"name": "egress", "port": 15001}]
+    }))
+    .unwrap();
+    KApi::<EndpointSlice>::namespaced(setup.clone(), "causeway")
+        .create(&PostParams::default(), &egress)
+        .await
+        .unwrap();
+    let (catalog_tx, catalog) = watch::channel(Arc::new(snapshot(&[("us-1", 8080)])));
+    let start = |id: &str| {
+        let mut config = controller_config("eu-1");
+        config.kubernetes.egress_addresses.clear();
+        config.kubernetes.egress_service = Some("causeway/gw-egress".into());
+        let le = &mut config.kubernetes.leader_election;
+        le.namespace = "causeway".into();
+        le.identity = id.into();
+        le.lease_duration = Duration::from_millis(1500);
+        le.renew_deadline = Duration::from_millis(1000);
+        le.retry_period = Duration::from_millis(100);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let tasks = causeway_agent::kubernetes::spawn(
+            kube_api.agent_client_as(id),
+            config,
+            ExportSources::new(&["kubernetes"]),
+            LocalSources::new(watch::channel(LocalEndpoints::default()).0),
+            watch::channel(ExportStatuses::new()).1,
+            catalog.clone(),
+            shutdown,
+        );
+        (shutdown_tx, tasks)
+    };
+    let stop = |(tx, tasks): (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)| async move {
+        tx.send_replace(true);
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .expect("replica stops")
+                .unwrap();
+        }
+    };
+    let imports: KApi<ServiceImport> = KApi::namespaced(setup.clone(), "shop");
+    let import_port = |port: i32| {
+        let imports = imports.clone();
+        async move {
+            eventually(10, || async {
+                imports
+                    .get_opt("cart")
+                    .await
+                    .unwrap()
+                    .is_some_and(|si| si.spec.ports.iter().any(|p| p.port == port))
+            })
+            .await
+        }
+    };
+    let a = start("gw-a");
+    assert!(import_port(8080).await, "gw-a leads and writes the import");
+    let b = start("gw-b");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // gw-a shuts down (releasing the Lease): gw-b takes over and follows.
+    let stopped = std::time::Instant::now();
+    stop(a).await;
+    catalog_tx.send_replace(Arc::new(snapshot(&[("us-1", 9090)])));
+    assert!(import_port(9090).await, "gw-b did not take over");
+    eprintln!("handover to gw-b in {:?}", stopped.elapsed());
+
+    // gw-a is back; gw-b shuts down: gw-a leads again.
+    let a = start("gw-a");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = std::time::Instant::now();
+    stop(b).await;
+    catalog_tx.send_replace(Arc::new(snapshot(&[("us-1", 7070)])));
+    assert!(import_port(7070).await, "gw-a did not take over again");
+    eprintln!("handover back to gw-a in {:?}", stopped.elapsed());
+    stop(a).await;
+
+    // The request log: every non-Lease write comes from the replica that
+    // wrote the Lease last; the Lease writer changes a -> b -> a.
+    let writes: Vec<_> = kube_api
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.user_agent == causeway_agent::kubernetes::USER_AGENT
+                && matches!(r.verb, "create" | "update" | "patch" | "delete")
+                && r.code < 300
+        })
+        .collect();
+    let mut holder = String::new();
+    let mut holders: Vec<String> = Vec::new();
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for w in &writes {
+        if w.resource == "leases" {
+            if holders.last() != Some(&w.user) {
+                holders.push(w.user.clone());
+            }
+            holder = w.user.clone();
+            continue;
+        }
+        assert_eq!(
+            w.user, holder,
+            "{} {} {:?} written by {} while {} held the lease",
+            w.verb, w.resource, w.name, w.user, holder
+        );
+        *by.entry(w.user.clone()).or_default() += 1;
+    }
+    assert_eq!(holders, ["gw-a", "gw-b", "gw-a"], "leadership moves");
+    assert!(
+        by.get("gw-a").is_some_and(|n| *n > 0) && by.get("gw-b").is_some_and(|n| *n > 0),
+        "both replicas wrote in their turn: {by:?}"
+    );
+}

@@ -76,6 +76,8 @@ pub struct Request {
     pub name: Option<String>,
     /// The client's `User-Agent`.
     pub user_agent: String,
+    /// The bearer token the client sent (which replica, in tests), or "".
+    pub user: String,
     /// The HTTP status answered.
     pub code: u16,
 }
@@ -845,6 +847,12 @@ impl FakeKube {
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or_default()
                                 .to_owned(),
+                            user: headers
+                                .get(axum::http::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.strip_prefix("Bearer "))
+                                .unwrap_or_default()
+                                .to_owned(),
                             code: resp.status().as_u16(),
                         });
                     }
@@ -875,6 +883,22 @@ impl FakeKube {
         config.headers.push((
             axum::http::header::USER_AGENT,
             axum::http::HeaderValue::from_static(crate::kubernetes::USER_AGENT),
+        ));
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// Like [`FakeKube::agent_client`], identified as `user` (a bearer
+    /// token the fake records): one per replica.
+    pub fn agent_client_as(&self, user: &str) -> kube::Client {
+        let url: axum::http::Uri = format!("http://{}", self.addr).parse().unwrap();
+        let mut config = kube::Config::new(url);
+        config.headers.push((
+            axum::http::header::USER_AGENT,
+            axum::http::HeaderValue::from_static(crate::kubernetes::USER_AGENT),
+        ));
+        config.headers.push((
+            axum::http::header::AUTHORIZATION,
+            axum::http::HeaderValue::from_str(&format!("Bearer {user}")).unwrap(),
         ));
         kube::Client::try_from(config).unwrap()
     }
