@@ -936,6 +936,15 @@ impl FakeKube {
             .collect()
     }
 
+    /// A kubeconfig whose user sends `user` as its bearer token (recorded
+    /// as [`Request::user`]): one per gateway replica.
+    pub fn kubeconfig_as(&self, user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: fake\n  user:\n    token: {user}\ncurrent-context: fake\n",
+            addr = self.addr
+        )
+    }
+
     /// A kubeconfig file for this server (what an agent outside the cluster
     /// is given as `agent.kubernetes.kubeconfig`).
     pub fn kubeconfig(&self) -> String {
