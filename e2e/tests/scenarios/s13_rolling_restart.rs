@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use causeway_agent::kubernetes::mcs::{ServiceExport, ServiceExportSpec};
 use causeway_e2e::client::HttpClient;
 use causeway_e2e::federation::host;
 use causeway_e2e::{ClusterDef, Federation, Store};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::PostParams;
 
 const A: &str = "eu-west-1";
 const B: &str = "us-east-1";
@@ -17,7 +20,10 @@ const B: &str = "us-east-1";
 /// The Lease writers of `cluster`'s API server in order (consecutive
 /// duplicates folded), and checks that every other write of its agents came
 /// from the replica that wrote the Lease last.
-fn lease_writers_and_check_single_writer(fed: &Federation, cluster: &str) -> Vec<String> {
+fn lease_writers_and_check_single_writer(
+    fed: &Federation,
+    cluster: &str,
+) -> (Vec<String>, std::collections::BTreeMap<String, usize>) {
     let kube_api = fed
         .cluster(cluster)
         .expect("cluster")
@@ -26,6 +32,7 @@ fn lease_writers_and_check_single_writer(fed: &Federation, cluster: &str) -> Vec
         .expect("kubernetes");
     let mut holder = String::new();
     let mut writers: Vec<String> = Vec::new();
+    let mut others: std::collections::BTreeMap<String, usize> = Default::default();
     for r in kube_api.requests() {
         if r.user_agent != causeway_agent::kubernetes::USER_AGENT
             || !matches!(r.verb, "create" | "update" | "patch" | "delete")
@@ -44,9 +51,11 @@ fn lease_writers_and_check_single_writer(fed: &Federation, cluster: &str) -> Vec
                 "{cluster}: {} {} {:?} written by {} while {} held the lease",
                 r.verb, r.resource, r.name, r.user, holder
             );
+            *others.entry(r.user.clone()).or_default() += 1;
         }
     }
-    writers
+    eprintln!("s13: {cluster}: lease writers {writers:?}, other writes by replica {others:?}");
+    (writers, others)
 }
 
 /// 13. Two gateway replicas per cluster with leader election; steady load
@@ -121,6 +130,37 @@ async fn s13_rolling_restart_fails_no_request() -> anyhow::Result<()> {
         assert!(status.success(), "replica {i} exit status {status}");
         replica.start().await?;
         tokio::time::sleep(Duration::from_millis(1000)).await;
+        if i == 0 {
+            // The other replica leads now: give it something to write (the
+            // status of a new ServiceExport in A).
+            let client = fed.cluster(A)?.kube_client()?;
+            let svc: Service = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "extra", "namespace": "shop"},
+                "spec": {"ports": [{"name": "http", "port": 8080}]}
+            }))?;
+            kube::Api::<Service>::namespaced(client.clone(), "shop")
+                .create(&PostParams::default(), &svc)
+                .await?;
+            let exports: kube::Api<ServiceExport> = kube::Api::namespaced(client, "shop");
+            exports
+                .create(
+                    &PostParams::default(),
+                    &ServiceExport::new("extra", ServiceExportSpec::default()),
+                )
+                .await?;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let se = exports.get("extra").await?;
+                if se.status.is_some_and(|s| !s.conditions.is_empty()) {
+                    break;
+                }
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "the new leader wrote no serviceexport status"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for l in load {
@@ -146,11 +186,15 @@ async fn s13_rolling_restart_fails_no_request() -> anyhow::Result<()> {
 
     // Leadership moved with each SIGTERM; writes came from one replica at
     // a time.
-    let writers = lease_writers_and_check_single_writer(&fed, A);
-    eprintln!("s13: lease writers in {A}: {writers:?}");
+    let (writers, others) = lease_writers_and_check_single_writer(&fed, A);
     assert!(
         writers.len() >= 3 && writers[0] != writers[1],
         "leadership did not move: {writers:?}"
+    );
+    assert_eq!(
+        others.len(),
+        2,
+        "both replicas wrote in their turn: {others:?}"
     );
     lease_writers_and_check_single_writer(&fed, B);
     Ok(())
