@@ -457,6 +457,29 @@ async fn fake_api_server_speaks_404_409_and_resumable_watch() {
         WatchEvent::Deleted(s) => assert_eq!(s.name_any(), "cart"),
         other => panic!("{other:?}"),
     }
+    // Bookmarks (asked for by default) carry the resourceVersion the
+    // stream has reached: at least the deletion's.
+    let deleted_rv: u64 = services
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+        .parse()
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(2), stream.next())
+        .await
+        .expect("a bookmark within 2 s")
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Bookmark(b) => {
+            let rv: u64 = b.metadata.resource_version.parse().unwrap();
+            assert!(rv >= deleted_rv, "bookmark {rv} < {deleted_rv}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// The fake is as strict as an API server with the chart's CRDs:

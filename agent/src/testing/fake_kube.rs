@@ -12,8 +12,10 @@
 //! keeps), `metadata.resourceVersion` in a replace or a patch is a
 //! precondition (409 on conflict), the status subresource changes nothing
 //! but `status` and the main resource never changes `status`, and every
-//! request is recorded (verb, group, resource, namespace, `User-Agent`) so
-//! tests can compare what the agent did with the RBAC the chart grants.
+//! request is recorded (verb, group, resource, namespace, `User-Agent`,
+//! bearer token) so tests can compare what the agent did with the RBAC the
+//! chart grants and tell replicas apart. Watches asked for bookmarks get a
+//! BOOKMARK every 500 ms with the resourceVersion the stream has reached.
 //!
 //! Used by the agent's tests and the end-to-end scenarios (one per
 //! simulated cluster); never part of a release build (feature `testing`).
@@ -767,19 +769,58 @@ impl State {
                 .into_iter()
                 .map(|v| Ok::<Bytes, Infallible>(Bytes::from(format!("{v}\n")))),
         );
-        let live = futures::stream::unfold((rx, matches), move |(mut rx, m)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.rv > last && m(&e) => {
-                        let line = json!({"type": e.kind, "object": e.object});
-                        return Some((
-                            Ok::<Bytes, Infallible>(Bytes::from(format!("{line}\n"))),
-                            (rx, m),
-                        ));
+        // `allowWatchBookmarks=true`: a BOOKMARK with the current
+        // resourceVersion every 500 ms, as the API server sends them (the
+        // watcher resumes from it after a reconnect).
+        // The newest resourceVersion this stream has passed (sent or
+        // skipped): a bookmark never claims more than was delivered.
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(last));
+        let bookmarks = {
+            let seen = seen.clone();
+            let (api_version, kind) = (t.api_version.clone(), kind_of(&t.plural));
+            let on = matches!(
+                q.get("allowWatchBookmarks").map(String::as_str),
+                Some("true" | "1")
+            );
+            futures::stream::unfold(on, move |on| {
+                let (seen, api_version) = (seen.clone(), api_version.clone());
+                async move {
+                    if !on {
+                        return std::future::pending().await;
                     }
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    let rv = seen.load(std::sync::atomic::Ordering::SeqCst);
+                    let line = json!({"type": "BOOKMARK", "object": {
+                        "apiVersion": api_version, "kind": kind,
+                        "metadata": {"resourceVersion": rv.to_string()}
+                    }});
+                    Some((
+                        Ok::<Bytes, Infallible>(Bytes::from(format!("{line}\n"))),
+                        on,
+                    ))
+                }
+            })
+        };
+        let live = futures::stream::unfold((rx, matches), move |(mut rx, m)| {
+            let seen = seen.clone();
+            async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(e) if e.rv > last && m(&e) => {
+                            seen.fetch_max(e.rv, std::sync::atomic::Ordering::SeqCst);
+                            let line = json!({"type": e.kind, "object": e.object});
+                            return Some((
+                                Ok::<Bytes, Infallible>(Bytes::from(format!("{line}\n"))),
+                                (rx, m),
+                            ));
+                        }
+                        Ok(e) => {
+                            seen.fetch_max(e.rv, std::sync::atomic::Ordering::SeqCst);
+                            continue;
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
                 }
             }
         });
@@ -787,7 +828,9 @@ impl State {
         Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")
-            .body(Body::from_stream(first.chain(live)))
+            .body(Body::from_stream(
+                first.chain(futures::stream::select(live, bookmarks)),
+            ))
             .unwrap()
     }
 }
