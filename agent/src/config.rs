@@ -103,6 +103,10 @@ pub struct KubernetesConfig {
     /// Leader election among the gateway's replicas: only the leader
     /// writes to the Kubernetes API.
     pub leader_election: LeaderElectionConfig,
+    /// A label selector (`key=value,other`, as `kubectl -l`) choosing the
+    /// `ServiceExport`s this agent acts on, so Causeway can share a cluster
+    /// with another MCS controller. Empty: every `ServiceExport`.
+    pub export_selector: String,
 }
 
 /// Leader election on a `coordination.k8s.io/v1` Lease.
@@ -152,6 +156,7 @@ impl Default for KubernetesConfig {
             egress_service: None,
             kubeconfig: None,
             leader_election: LeaderElectionConfig::default(),
+            export_selector: String::new(),
         }
     }
 }
@@ -221,6 +226,9 @@ impl AgentConfig {
                 "must be namespace/name of a Service",
             );
         }
+        if let Err(e) = check_selector(&self.kubernetes.export_selector) {
+            return invalid("agent.kubernetes.exportSelector", &e);
+        }
         let le = &self.kubernetes.leader_election;
         if le.enabled
             && (le.retry_period == zero
@@ -239,5 +247,59 @@ impl AgentConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// Checks an equality-based label selector (`a=b,c!=d,e,!f`), the form the
+/// agent sends as `labelSelector`.
+pub fn check_selector(selector: &str) -> Result<(), String> {
+    use causeway_api::model::kmeta::{check_label_value, check_qualified_name};
+    if selector.trim().is_empty() {
+        return Ok(());
+    }
+    for term in selector.split(',') {
+        let term = term.trim();
+        let (key, value) = if let Some((k, v)) = term.split_once("!=") {
+            (k, Some(v))
+        } else if let Some((k, v)) = term.split_once("==") {
+            (k, Some(v))
+        } else if let Some((k, v)) = term.split_once('=') {
+            (k, Some(v))
+        } else {
+            (term.strip_prefix('!').unwrap_or(term), None)
+        };
+        let key = key.trim();
+        if key.contains(' ') {
+            return Err(format!(
+                "{term:?}: only equality-based terms (key=value, key!=value, key, !key) are supported"
+            ));
+        }
+        check_qualified_name(key).map_err(|e| format!("{term:?}: label key {e}"))?;
+        if let Some(v) = value {
+            check_label_value(v.trim()).map_err(|e| format!("{term:?}: label value {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::check_selector;
+
+    #[test]
+    fn export_selectors_are_equality_label_selectors() {
+        for ok in ["", "causeway.dev/export=true", "a==b, c!=d,e,!f", "tier="] {
+            assert!(check_selector(ok).is_ok(), "{ok:?}");
+        }
+        for (bad, says) in [
+            ("env in (a,b)", "equality-based"),
+            ("Bad Key=x", "equality-based"),
+            ("a=has space", "label value"),
+            ("-a=b", "label key"),
+        ] {
+            let e = check_selector(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
     }
 }

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use causeway_api::model::{
     Namespace, ServiceExportSpec, ServiceName, ServicePort, ServiceRef, ServiceType, ZoneEndpoints,
+    kmeta,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -167,6 +168,14 @@ pub fn parse(file: &str, text: &str, default_zone: &str) -> Result<StaticState, 
                 ));
             }
         }
+        // Copied onto every importing cluster's ServiceImport: the
+        // Kubernetes label and annotation rules apply.
+        if let Err((_, message)) = kmeta::check_labels(&s.exported_labels) {
+            return Err(err(format!("services[{i}].exportedLabels"), message));
+        }
+        if let Err((_, message)) = kmeta::check_annotations(&s.exported_annotations) {
+            return Err(err(format!("services[{i}].exportedAnnotations"), message));
+        }
         let mut zones: BTreeMap<String, u32> = BTreeMap::new();
         let (mut local, mut draining) = (Vec::new(), Vec::new());
         for e in &s.endpoints {
@@ -192,6 +201,7 @@ pub fn parse(file: &str, text: &str, default_zone: &str) -> Result<StaticState, 
                 weight: s.weight,
                 exported_labels: s.exported_labels,
                 exported_annotations: s.exported_annotations,
+                ..ServiceExportSpec::default()
             },
         );
     }
@@ -364,6 +374,37 @@ services:
         let e = parse("f.yaml", &GOOD.replace("10.0.0.6:8080", "10.0.0.6"), "z0").unwrap_err();
         assert_eq!(e.field, "services[0].endpoints[1].address");
         assert_eq!(e.location.map(|l| l.0), Some(9), "{e}");
+    }
+
+    #[test]
+    fn exported_labels_and_annotations_follow_kubernetes_rules() {
+        let e = parse(
+            "f.yaml",
+            &GOOD.replace("{tier: web}", "{\"bad key\": web}"),
+            "z0",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "services[0].exportedLabels");
+        assert!(e.message.contains("invalid label key \"bad key\""), "{e}");
+        let e = parse("f.yaml", &GOOD.replace("{tier: web}", "{tier: -web}"), "z0").unwrap_err();
+        assert_eq!(e.field, "services[0].exportedLabels");
+        assert!(e.message.contains("\"-web\""), "{e}");
+        let with_ann = GOOD.replace(
+            "    weight: 10\n",
+            "    weight: 10\n    exportedAnnotations: {\"a/b/c\": x}\n",
+        );
+        let e = parse("f.yaml", &with_ann, "z0").unwrap_err();
+        assert_eq!(e.field, "services[1].exportedAnnotations");
+        // Annotation values are free text; keys are qualified names.
+        let ok = GOOD.replace(
+            "    weight: 10\n",
+            "    weight: 10\n    exportedAnnotations: {\"example.com/Owner\": \"team db / on call\"}\n",
+        );
+        let s = parse("f.yaml", &ok, "z0").unwrap();
+        assert_eq!(
+            s.exports[&"shop/db".parse().unwrap()].exported_annotations["example.com/Owner"],
+            "team db / on call"
+        );
     }
 
     #[test]

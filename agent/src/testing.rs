@@ -3,4 +3,4 @@
 
 mod fake_kube;
 
-pub use fake_kube::{FakeKube, merge_patch};
+pub use fake_kube::{FakeKube, Request, chart_agent_rbac, merge_patch};

@@ -97,6 +97,54 @@ fn crds_follow_the_upstream_mcs_schema() {
             "condition field {f} must be required"
         );
     }
+    // Field for field with upstream mcs-api v1alpha1 where it matters on
+    // the wire: core/v1's `clientIP` (not `clientIp`), list types that make
+    // server-side apply merge conditions and clusters by key, `ports` and
+    // `type` required, at most two clusterset IPs (dual stack), ipFamilies
+    // and ServiceImport conditions.
+    let spec = &props["spec"]["properties"];
+    assert!(
+        spec["sessionAffinityConfig"]["properties"]["clientIP"]["properties"]["timeoutSeconds"]
+            .is_object(),
+        "{}",
+        spec["sessionAffinityConfig"]
+    );
+    assert!(spec["sessionAffinityConfig"]["properties"]["clientIp"].is_null());
+    assert_eq!(spec["ports"]["x-kubernetes-list-type"], "atomic");
+    assert_eq!(spec["ips"]["maxItems"], 2);
+    assert_eq!(spec["ipFamilies"]["type"], "array");
+    let required: Vec<&str> = props["spec"]["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(required, vec!["ports", "type"]);
+    let status = &props["status"]["properties"];
+    for (list, key) in [("clusters", "cluster"), ("conditions", "type")] {
+        assert_eq!(status[list]["x-kubernetes-list-type"], "map", "{list}");
+        assert_eq!(
+            status[list]["x-kubernetes-list-map-keys"],
+            serde_json::json!([key])
+        );
+    }
+    let export_conditions = &se["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        ["properties"]["conditions"];
+    assert_eq!(export_conditions["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        export_conditions["x-kubernetes-list-map-keys"],
+        serde_json::json!(["type"])
+    );
+    let names = |crd: &serde_json::Value| -> Vec<String> {
+        crd["spec"]["names"]["shortNames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&si), ["svcim", "svcimport"]);
+    assert_eq!(names(&se), ["svcexport", "svcex"]);
     let cp = parsed("clusterproperties.about.k8s.io.yaml");
     assert_eq!(cp["spec"]["group"], "about.k8s.io");
     assert_eq!(cp["spec"]["scope"], "Cluster");

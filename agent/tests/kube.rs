@@ -41,6 +41,7 @@ fn controller_config(cluster: &str) -> ControllerConfig {
             kubeconfig: None,
             egress_service: None,
             leader_election: Default::default(),
+            export_selector: String::new(),
         },
     }
 }
@@ -456,6 +457,175 @@ async fn fake_api_server_speaks_404_409_and_resumable_watch() {
         WatchEvent::Deleted(s) => assert_eq!(s.name_any(), "cart"),
         other => panic!("{other:?}"),
     }
+    // Bookmarks (asked for by default) carry the resourceVersion the
+    // stream has reached: at least the deletion's.
+    let deleted_rv: u64 = services
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+        .parse()
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(2), stream.next())
+        .await
+        .expect("a bookmark within 2 s")
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Bookmark(b) => {
+            let rv: u64 = b.metadata.resource_version.parse().unwrap();
+            assert!(rv >= deleted_rv, "bookmark {rv} < {deleted_rv}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The fake is as strict as an API server with the chart's CRDs:
+/// unknown fields are pruned with the CRD's structural schema (and from
+/// built-in objects), schema violations are 422 naming the field, a stale
+/// resourceVersion in a merge patch is 409, the main resource never writes
+/// status and the status subresource writes nothing else, and a no-op write
+/// keeps the resourceVersion.
+#[tokio::test]
+async fn fake_api_server_prunes_validates_and_guards_versions() {
+    use kube::api::{Patch, PatchParams};
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let imports: KApi<ServiceImport> = KApi::namespaced(client.clone(), "shop");
+    let mut si = ServiceImport::new(
+        "cart",
+        ServiceImportSpec {
+            type_: ServiceImportType::ClusterSetIP,
+            ..Default::default()
+        },
+    );
+    si.status = Some(Default::default());
+    let created = imports.create(&PostParams::default(), &si).await.unwrap();
+    let rv = created.resource_version().unwrap();
+    let pp = PatchParams::default();
+    // Unknown fields are pruned, at any depth.
+    let got = imports
+        .patch(
+            "cart",
+            &pp,
+            &Patch::Merge(json!({"spec": {"bogus": 1, "ports": [{"port": 80, "bogus": true}]}})),
+        )
+        .await
+        .unwrap();
+    let raw = serde_json::to_value(&got).unwrap();
+    assert!(raw["spec"].get("bogus").is_none(), "{raw}");
+    assert!(raw["spec"]["ports"][0].get("bogus").is_none(), "{raw}");
+    assert_eq!(raw["spec"]["ports"][0]["port"], 80);
+    // Schema violations: 422 naming the field, nothing written.
+    for (patch, field) in [
+        (json!({"spec": {"type": "LoadBalancer"}}), "spec.type"),
+        (
+            json!({"spec": {"ports": [{"port": "http"}]}}),
+            "spec.ports[0].port",
+        ),
+        (
+            json!({"spec": {"ports": [{"name": "x"}]}}),
+            "spec.ports[0].port",
+        ),
+    ] {
+        let err = imports
+            .patch("cart", &pp, &Patch::Merge(patch.clone()))
+            .await
+            .unwrap_err();
+        let kube::Error::Api(s) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(s.code, 422, "{patch}: {err:?}");
+        assert!(s.message.contains(field), "{patch}: {}", s.message);
+    }
+    // A stale resourceVersion in a merge patch: 409.
+    let err = imports
+        .patch(
+            "cart",
+            &pp,
+            &Patch::Merge(
+                json!({"metadata": {"resourceVersion": rv}, "spec": {"ips": ["10.0.0.1"]}}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err:?}"
+    );
+    // The main resource ignores status; the status subresource ignores spec.
+    let current = imports
+        .patch(
+            "cart",
+            &pp,
+            &Patch::Merge(json!({"status": {"clusters": [{"cluster": "x"}]}})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        current
+            .status
+            .as_ref()
+            .is_none_or(|s| s.clusters.is_empty()),
+        "{:?}",
+        current.status
+    );
+    let after = imports
+        .patch_status(
+            "cart",
+            &pp,
+            &Patch::Merge(json!({"spec": {"ips": ["10.0.0.9"]}, "status": {"clusters": [{"cluster": "us-1"}]}})),
+        )
+        .await
+        .unwrap();
+    assert!(after.spec.ips.is_empty(), "status write changed spec");
+    assert_eq!(after.status.as_ref().unwrap().clusters[0].cluster, "us-1");
+    // A no-op write keeps the resourceVersion (no watch event, no churn).
+    let again = imports
+        .patch(
+            "cart",
+            &pp,
+            &Patch::Merge(json!({"spec": {"type": "ClusterSetIP"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.resource_version(), after.resource_version());
+    // Built-in objects lose fields their type does not have.
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    services
+        .create(&PostParams::default(), &service("ClusterIP"))
+        .await
+        .unwrap();
+    let svc = services
+        .patch(
+            "cart",
+            &pp,
+            &Patch::Merge(
+                json!({"spec": {"sessionAffinityConfig": {"clientIp": {"timeoutSeconds": 5}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let raw = serde_json::to_value(&svc).unwrap();
+    assert!(
+        raw["spec"]["sessionAffinityConfig"]
+            .get("clientIp")
+            .is_none(),
+        "{raw}"
+    );
+    // Every request is recorded with its verb, group, resource and namespace.
+    let r = kube_api.requests();
+    assert!(r.iter().any(|r| r.verb == "patch"
+        && r.group == "multicluster.x-k8s.io"
+        && r.resource == "serviceimports/status"
+        && r.namespace.as_deref() == Some("shop")
+        && r.code == 200));
+    assert!(
+        r.iter()
+            .any(|r| r.verb == "create" && r.group.is_empty() && r.resource == "services")
+    );
 }
 
 /// The exported Service's EndpointSlices become the gateway's local
@@ -881,5 +1051,404 @@ async fn import_slices_list_every_ready_gateway_replica_under_a_derived_service(
         })
         .await,
         "derived objects not removed"
+    );
+}
+
+/// The whole agent (cluster-id check, leader election, both controllers)
+/// through one export's and one import's life, with the agent's own
+/// client: the requests the strict fake recorded are exactly what the
+/// chart's ClusterRole grants (nothing used is missing, nothing granted is
+/// unused), and `causeway_agent::RBAC_RULES` says the same.
+#[tokio::test]
+async fn chart_rbac_is_exactly_what_the_agent_requests() {
+    let kube_api = FakeKube::start().await;
+    let setup = kube_api.client();
+    let agent = kube_api.agent_client();
+    // The cluster as an operator left it: the egress replicas, an exported
+    // service with a ready endpoint, the cluster's id.
+    let egress: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "gw-egress-abc", "namespace": "causeway",
+                     "labels": {"kubernetes.io/service-name": "gw-egress"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.8.0.1"], "conditions": {"ready": true}}],
+        "ports": [{"name": "egress", "port": 15001}]
+    }))
+    .unwrap();
+    KApi::<EndpointSlice>::namespaced(setup.clone(), "causeway")
+        .create(&PostParams::default(), &egress)
+        .await
+        .unwrap();
+    let mut svc = service("ClusterIP");
+    svc.metadata.name = Some("web".into());
+    KApi::<Service>::namespaced(setup.clone(), "shop")
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "web-x1", "namespace": "shop", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}}],
+        "ports": [{"name": "http", "port": 8080}]
+    }))
+    .unwrap();
+    KApi::<EndpointSlice>::namespaced(setup.clone(), "shop")
+        .create(&PostParams::default(), &slice)
+        .await
+        .unwrap();
+    let exports: KApi<ServiceExport> = KApi::namespaced(setup.clone(), "shop");
+    exports
+        .create(
+            &PostParams::default(),
+            &ServiceExport::new("web", ServiceExportSpec::default()),
+        )
+        .await
+        .unwrap();
+    KApi::<ClusterProperty>::all(setup.clone())
+        .create(
+            &PostParams::default(),
+            &ClusterProperty::new(
+                "cluster.clusterset.k8s.io",
+                ClusterPropertySpec {
+                    value: "eu-1".into(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        cluster_id_property(&agent).await.unwrap().as_deref(),
+        Some("eu-1")
+    );
+    let mut config = controller_config("eu-1");
+    config.kubernetes.egress_addresses.clear();
+    config.kubernetes.egress_service = Some("causeway/gw-egress".into());
+    config.kubernetes.leader_election.namespace = "causeway".into();
+    config.kubernetes.leader_election.identity = "gw-a".into();
+    config.kubernetes.leader_election.lease_duration = Duration::from_millis(1500);
+    config.kubernetes.leader_election.renew_deadline = Duration::from_millis(1000);
+    config.kubernetes.leader_election.retry_period = Duration::from_millis(100);
+    let (catalog_tx, catalog) = watch::channel(Arc::new(snapshot(&[("us-1", 8080)])));
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (_statuses_tx, statuses) = watch::channel(ExportStatuses::new());
+    let tasks = causeway_agent::kubernetes::spawn(
+        agent.clone(),
+        config,
+        ExportSources::new(&["kubernetes"]),
+        LocalSources::new(watch::channel(LocalEndpoints::default()).0),
+        statuses,
+        catalog,
+        shutdown,
+    );
+
+    // The export gets its status; the import, its derived service and its
+    // slices appear, change with the catalog and go away with it.
+    assert!(
+        eventually(10, || async {
+            exports
+                .get("web")
+                .await
+                .is_ok_and(|se| condition(&se, "Valid").is_some())
+        })
+        .await,
+        "serviceexport status not written"
+    );
+    let imports: KApi<ServiceImport> = KApi::namespaced(setup.clone(), "shop");
+    let derived = causeway_agent::kubernetes::mapping::derived_service_name("shop", "cart");
+    let services: KApi<Service> = KApi::namespaced(setup.clone(), "shop");
+    assert!(
+        eventually(10, || async {
+            imports
+                .get_opt("cart")
+                .await
+                .unwrap()
+                .is_some_and(|si| !si.spec.ips.is_empty())
+        })
+        .await,
+        "import not created"
+    );
+    catalog_tx.send_replace(Arc::new(snapshot(&[("us-1", 9090)])));
+    assert!(
+        eventually(10, || async {
+            services.get_opt(&derived).await.unwrap().is_some_and(|s| {
+                s.spec
+                    .and_then(|s| s.ports)
+                    .is_some_and(|p| p.iter().any(|p| p.port == 9090))
+            }) && imports
+                .get_opt("cart")
+                .await
+                .unwrap()
+                .is_some_and(|si| si.spec.ports.iter().any(|p| p.port == 9090))
+        })
+        .await,
+        "import not updated"
+    );
+    // A second gateway replica becomes ready: the import slices follow.
+    let egress_api = KApi::<EndpointSlice>::namespaced(setup.clone(), "causeway");
+    let mut two = egress_api.get("gw-egress-abc").await.unwrap();
+    two.endpoints = serde_json::from_value(json!([
+        {"addresses": ["10.8.0.1"], "conditions": {"ready": true}},
+        {"addresses": ["10.8.0.2"], "conditions": {"ready": true}}
+    ]))
+    .unwrap();
+    egress_api
+        .replace("gw-egress-abc", &PostParams::default(), &two)
+        .await
+        .unwrap();
+    let import_slices: KApi<EndpointSlice> = KApi::namespaced(setup.clone(), "shop");
+    assert!(
+        eventually(10, || async {
+            let lp = kube::api::ListParams::default()
+                .labels(&format!("kubernetes.io/service-name={derived}"));
+            import_slices
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|s| s.endpoints.as_ref().is_some_and(|e| e.len() == 2))
+        })
+        .await,
+        "import slices not updated"
+    );
+    catalog_tx.send_replace(Arc::new(snapshot(&[])));
+    assert!(
+        eventually(10, || async {
+            imports.get_opt("cart").await.unwrap().is_none()
+                && services.get_opt(&derived).await.unwrap().is_none()
+        })
+        .await,
+        "import not removed"
+    );
+    shutdown_tx.send_replace(true);
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .expect("agent stops")
+            .unwrap();
+    }
+
+    let used = kube_api.rbac_used();
+    let granted = causeway_agent::testing::chart_agent_rbac();
+    let missing: Vec<_> = used.difference(&granted).collect();
+    let unused: Vec<_> = granted.difference(&used).collect();
+    assert!(
+        missing.is_empty() && unused.is_empty(),
+        "chart RBAC differs from the agent's requests: used but not granted {missing:?}, granted but never used {unused:?}"
+    );
+    let declared: std::collections::BTreeSet<(String, String, String)> = causeway_agent::RBAC_RULES
+        .iter()
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| ((*g).to_owned(), (*r).to_owned(), (*v).to_owned()))
+        })
+        .collect();
+    assert_eq!(
+        declared, used,
+        "RBAC_RULES differs from what the agent requests"
+    );
+    // Every request the agent made was answered (none refused as invalid
+    // by the strict fake).
+    let refused: Vec<_> = kube_api
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.user_agent == causeway_agent::kubernetes::USER_AGENT && matches!(r.code, 400 | 422)
+        })
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+/// With `exportSelector`, the agent acts only on the ServiceExports it
+/// selects: another MCS controller's export is neither published nor given
+/// status by Causeway.
+#[tokio::test]
+async fn export_selector_leaves_other_controllers_exports_alone() {
+    let kube_api = FakeKube::start().await;
+    let client = kube_api.client();
+    let services: KApi<Service> = KApi::namespaced(client.clone(), "shop");
+    let exports: KApi<ServiceExport> = KApi::namespaced(client.clone(), "shop");
+    for name in ["cart", "other"] {
+        let mut svc = service("ClusterIP");
+        svc.metadata.name = Some(name.into());
+        services.create(&PostParams::default(), &svc).await.unwrap();
+    }
+    let mut mine = ServiceExport::new("cart", ServiceExportSpec::default());
+    mine.metadata.labels = Some([("causeway.dev/export".to_owned(), "true".to_owned())].into());
+    exports.create(&PostParams::default(), &mine).await.unwrap();
+    exports
+        .create(
+            &PostParams::default(),
+            &ServiceExport::new("other", ServiceExportSpec::default()),
+        )
+        .await
+        .unwrap();
+    let mut config = controller_config("eu-1");
+    config.kubernetes.export_selector = "causeway.dev/export=true".into();
+    let sources = ExportSources::new(&["kubernetes"]);
+    let (_shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(
+        ExportController {
+            client: client.clone(),
+            config,
+            sources: sources.clone(),
+            local: LocalSources::new(watch::channel(LocalEndpoints::default()).0),
+            statuses: watch::channel(ExportStatuses::new()).1,
+            leader: watch::channel(true).1,
+        }
+        .run(shutdown),
+    );
+    assert!(
+        eventually(10, || async {
+            exports
+                .get("cart")
+                .await
+                .is_ok_and(|se| condition(&se, "Valid").is_some())
+        })
+        .await,
+        "the selected export gets status"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let published: Vec<String> = sources.merged().keys().map(ToString::to_string).collect();
+    assert_eq!(published, vec!["shop/cart"]);
+    let other = exports.get("other").await.unwrap();
+    assert!(
+        other.status.is_none_or(|s| s.conditions.is_empty()),
+        "the unselected export was written"
+    );
+    assert!(
+        !kube_api
+            .requests()
+            .iter()
+            .any(|r| r.resource == "serviceexports/status" && r.name.as_deref() == Some("other")),
+        "a status write for the unselected export"
+    );
+}
+
+/// Two replicas of the whole agent (leader election and both controllers)
+/// against one API server, each shut down in turn while the catalog
+/// changes: leadership moves to the other replica each time, the import
+/// follows every change, and every write of an import, derived Service or
+/// EndpointSlice comes from the replica that last wrote the Lease (never
+/// from two replicas at once), as the fake's request log shows.
+#[tokio::test]
+async fn replicas_hand_over_on_shutdown_and_never_write_at_once() {
+    let kube_api = FakeKube::start().await;
+    let setup = kube_api.client();
+    let egress: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "gw-egress-abc", "namespace": "causeway",
+                     "labels": {"kubernetes.io/service-name": "gw-egress"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.8.0.1"], "conditions": {"ready": true}},
+                      {"addresses": ["10.8.0.2"], "conditions": {"ready": true}}],
+        "ports": [{"name": "egress", "port": 15001}]
+    }))
+    .unwrap();
+    KApi::<EndpointSlice>::namespaced(setup.clone(), "causeway")
+        .create(&PostParams::default(), &egress)
+        .await
+        .unwrap();
+    let (catalog_tx, catalog) = watch::channel(Arc::new(snapshot(&[("us-1", 8080)])));
+    let start = |id: &str| {
+        let mut config = controller_config("eu-1");
+        config.kubernetes.egress_addresses.clear();
+        config.kubernetes.egress_service = Some("causeway/gw-egress".into());
+        let le = &mut config.kubernetes.leader_election;
+        le.namespace = "causeway".into();
+        le.identity = id.into();
+        le.lease_duration = Duration::from_millis(1500);
+        le.renew_deadline = Duration::from_millis(1000);
+        le.retry_period = Duration::from_millis(100);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let tasks = causeway_agent::kubernetes::spawn(
+            kube_api.agent_client_as(id),
+            config,
+            ExportSources::new(&["kubernetes"]),
+            LocalSources::new(watch::channel(LocalEndpoints::default()).0),
+            watch::channel(ExportStatuses::new()).1,
+            catalog.clone(),
+            shutdown,
+        );
+        (shutdown_tx, tasks)
+    };
+    let stop = |(tx, tasks): (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)| async move {
+        tx.send_replace(true);
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .expect("replica stops")
+                .unwrap();
+        }
+    };
+    let imports: KApi<ServiceImport> = KApi::namespaced(setup.clone(), "shop");
+    let import_port = |port: i32| {
+        let imports = imports.clone();
+        async move {
+            eventually(10, || async {
+                imports
+                    .get_opt("cart")
+                    .await
+                    .unwrap()
+                    .is_some_and(|si| si.spec.ports.iter().any(|p| p.port == port))
+            })
+            .await
+        }
+    };
+    let a = start("gw-a");
+    assert!(import_port(8080).await, "gw-a leads and writes the import");
+    let b = start("gw-b");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // gw-a shuts down (releasing the Lease): gw-b takes over and follows.
+    let stopped = std::time::Instant::now();
+    stop(a).await;
+    catalog_tx.send_replace(Arc::new(snapshot(&[("us-1", 9090)])));
+    assert!(import_port(9090).await, "gw-b did not take over");
+    eprintln!("handover to gw-b in {:?}", stopped.elapsed());
+
+    // gw-a is back; gw-b shuts down: gw-a leads again.
+    let a = start("gw-a");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = std::time::Instant::now();
+    stop(b).await;
+    catalog_tx.send_replace(Arc::new(snapshot(&[("us-1", 7070)])));
+    assert!(import_port(7070).await, "gw-a did not take over again");
+    eprintln!("handover back to gw-a in {:?}", stopped.elapsed());
+    stop(a).await;
+
+    // The request log: every non-Lease write comes from the replica that
+    // wrote the Lease last; the Lease writer changes a -> b -> a.
+    let writes: Vec<_> = kube_api
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.user_agent == causeway_agent::kubernetes::USER_AGENT
+                && matches!(r.verb, "create" | "update" | "patch" | "delete")
+                && r.code < 300
+        })
+        .collect();
+    let mut holder = String::new();
+    let mut holders: Vec<String> = Vec::new();
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for w in &writes {
+        if w.resource == "leases" {
+            if holders.last() != Some(&w.user) {
+                holders.push(w.user.clone());
+            }
+            holder = w.user.clone();
+            continue;
+        }
+        assert_eq!(
+            w.user, holder,
+            "{} {} {:?} written by {} while {} held the lease",
+            w.verb, w.resource, w.name, w.user, holder
+        );
+        *by.entry(w.user.clone()).or_default() += 1;
+    }
+    assert_eq!(holders, ["gw-a", "gw-b", "gw-a"], "leadership moves");
+    assert!(
+        by.get("gw-a").is_some_and(|n| *n > 0) && by.get("gw-b").is_some_and(|n| *n > 0),
+        "both replicas wrote in their turn: {by:?}"
     );
 }

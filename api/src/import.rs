@@ -9,6 +9,9 @@
 //!   oldest export's protocol is used.
 //! - The type is the oldest export's; disagreeing exports get
 //!   `Conflict=True` with reason `TypeConflict`.
+//! - Session affinity (type and client IP timeout) is the oldest export's;
+//!   disagreeing exports get `Conflict=True` with reason
+//!   `SessionAffinityConflict`.
 //! - Every export gets `Valid=True (Valid)` and `Ready=True (Exported)`;
 //!   exports without a conflict get `Conflict=False (NoConflicts)`.
 
@@ -70,6 +73,21 @@ pub fn derive_import<'c>(
     let type_ = oldest.spec.type_;
     let type_disagree = sorted.iter().filter(|e| e.spec.type_ != type_).count();
     let port_disagree = port_conflicts.len();
+    let affinity = (
+        oldest.spec.session_affinity,
+        oldest.spec.session_affinity_timeout_seconds,
+    );
+    let affinity_of = |e: &ServiceExport| {
+        (
+            e.spec.session_affinity,
+            e.spec.session_affinity_timeout_seconds,
+        )
+    };
+    let affinity_disagree = sorted.iter().filter(|e| affinity_of(e) != affinity).count();
+    let affinity_text = |(a, t): (crate::model::SessionAffinity, Option<u32>)| match t {
+        Some(t) => format!("{a} (timeoutSeconds {t})"),
+        None => a.to_string(),
+    };
 
     let mut conditions = Vec::with_capacity(total);
     let mut import_conflict: Option<Condition> = None;
@@ -89,6 +107,13 @@ pub fn derive_import<'c>(
                     "Conflicting port {port}: protocol {proto} differs. Using \"{theirs}\" from oldest service export in \"{oldest_cluster}\". {port_disagree}/{total} clusters disagree."
                 ));
             }
+        }
+        if affinity_of(e) != affinity {
+            conflict_reason.get_or_insert(reason::SESSION_AFFINITY_CONFLICT);
+            messages.push(format!(
+                "Conflicting session affinity. Using \"{}\" from oldest service export in \"{oldest_cluster}\". {affinity_disagree}/{total} clusters disagree.",
+                affinity_text(affinity)
+            ));
         }
         let conflict = match conflict_reason {
             Some(r) => {
@@ -174,6 +199,8 @@ pub fn derive_import<'c>(
             clusters: import_clusters,
             labels: oldest.spec.exported_labels.clone(),
             annotations: oldest.spec.exported_annotations.clone(),
+            session_affinity: affinity.0,
+            session_affinity_timeout_seconds: affinity.1,
         },
         status: Some(ServiceImportStatus {
             conditions: vec![

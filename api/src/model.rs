@@ -11,6 +11,7 @@ mod cluster;
 mod condition;
 mod export;
 pub mod keys;
+pub mod kmeta;
 mod meta;
 mod names;
 pub mod policy;
@@ -25,7 +26,7 @@ pub use condition::{
 };
 pub use export::{
     ExportKey, Protocol, ServiceExport, ServiceExportSpec, ServiceExportStatus, ServicePort,
-    ServiceType, ZoneEndpoints,
+    ServiceType, SessionAffinity, ZoneEndpoints,
 };
 pub use keys::{DEFAULT_PREFIX, KeyLayout, ParsedKey, parse_relative_key, relative_key};
 pub use meta::{

@@ -292,9 +292,13 @@ impl Federation {
         t: &Timings,
     ) -> anyhow::Result<ClusterHandle> {
         let ip = p.ip;
-        let [egress, ingress, admin]: [std::net::SocketAddr; 3] = crate::net::free_addrs(ip, 3)?
+        let replica_count = p.def.replicas.max(1);
+        let addrs = crate::net::free_addrs(ip, 3 * replica_count)?;
+        let [egress, ingress, admin]: [std::net::SocketAddr; 3] = addrs[..3]
             .try_into()
             .map_err(|_| anyhow::anyhow!("expected three addresses"))?;
+        let more: Vec<[std::net::SocketAddr; 3]> =
+            addrs[3..].chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
         let mut config = p.def.gateway_config(egress, ingress, admin, &p.dir, t);
         let token_file = p.dir.join("cluster.token");
         std::fs::write(
@@ -329,7 +333,10 @@ impl Federation {
         agent.endpoint = Some(self.balancer.url());
         agent.token_file = Some(token_file);
         agent.cloud = "local".into();
-        agent.gateway_endpoints = vec![ingress.to_string()];
+        agent.gateway_endpoints = std::iter::once(ingress)
+            .chain(more.iter().map(|a| a[1]))
+            .map(|a| a.to_string())
+            .collect();
         agent.snapshot_file = Some(p.dir.join("catalog.snapshot"));
         agent.static_file = Some(site.path().to_owned());
         agent.static_poll_interval = t.reload_interval;
@@ -337,12 +344,13 @@ impl Federation {
         agent.bundle_interval = t.bundle_interval;
         agent.backoff_base = Duration::from_millis(50);
         agent.backoff_cap = Duration::from_secs(1);
-        let tcp_addrs = crate::net::free_addrs(ip, p.def.tcp_imports.len() + 3)?;
-        for (svc, listen) in p.def.tcp_imports.iter().zip(
-            tcp_addrs
-                .into_iter()
-                .filter(|a| ![egress, ingress, admin].contains(a)),
-        ) {
+        let tcp_addrs = crate::net::free_addrs(ip, p.def.tcp_imports.len() + 3 * replica_count)?;
+        for (svc, listen) in p
+            .def
+            .tcp_imports
+            .iter()
+            .zip(tcp_addrs.into_iter().filter(|a| !addrs.contains(a)))
+        {
             config.tcp.push(causeway_gateway::config::TcpServiceConfig {
                 service: svc
                     .parse()
@@ -376,13 +384,54 @@ impl Federation {
             k.kubeconfig = Some(kubeconfig);
             k.egress_service = Some("causeway/causeway-gateway-egress".into());
             k.egress_port = egress.port();
+            if replica_count > 1 {
+                // Replicas elect a leader quickly, and each identifies
+                // itself to the API server (its bearer token) so the
+                // request log says who wrote what.
+                let le = &mut k.leader_election;
+                le.namespace = "causeway".into();
+                le.identity = "gw-0".into();
+                le.lease_duration = Duration::from_millis(1500);
+                le.renew_deadline = Duration::from_millis(1000);
+                le.retry_period = Duration::from_millis(100);
+                let kc = p.dir.join("kubeconfig-gw-0.yaml");
+                std::fs::write(&kc, kube.kubeconfig_as("gw-0"))?;
+                k.kubeconfig = Some(kc);
+            }
             Some(kube)
         } else {
             None
         };
+        if replica_count > 1 {
+            // Replicas are restarted in scenarios: drain quickly.
+            config.drain.delay = Duration::from_millis(500);
+            config.drain.timeout = Duration::from_secs(5);
+        }
+        let mut more_replicas = Vec::new();
+        for (i, [e, ing, adm]) in more.iter().enumerate() {
+            let mut c = config.clone();
+            c.listeners.egress = *e;
+            c.listeners.ingress = *ing;
+            c.listeners.admin = *adm;
+            let id = format!("gw-{}", i + 1);
+            if let Some(kube) = &kube {
+                let kc = p.dir.join(format!("kubeconfig-{id}.yaml"));
+                std::fs::write(&kc, kube.kubeconfig_as(&id))?;
+                c.agent.kubernetes.kubeconfig = Some(kc);
+                c.agent.kubernetes.leader_election.identity = id.clone();
+            }
+            let mut g = GatewayProcess::new(&p.dir.join(format!("gateway-{id}")), c)?;
+            g.namespace = namespace.clone();
+            more_replicas.push(g);
+        }
         let mut gateway = GatewayProcess::new(&p.dir.join("gateway"), config)?;
         gateway.namespace = namespace;
         gateway.start().await?;
+        // The other replicas share the first one's CA directory: started
+        // after it, they load its CA.
+        for g in &mut more_replicas {
+            g.start().await?;
+        }
         self.api.add_gateway_admin(&p.def.id, admin)?;
         Ok(ClusterHandle {
             def: p.def,
@@ -392,6 +441,7 @@ impl Federation {
             site,
             backends: p.backends,
             kube,
+            more_replicas,
         })
     }
 

@@ -100,6 +100,24 @@ impl GatewayProcess {
         }
     }
 
+    /// SIGTERM (the gateway drains), then waits up to `timeout` for it to
+    /// exit: its exit status, or `None` when it is still running (then
+    /// killed).
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let p = self.proc.as_mut()?;
+        p.sigterm();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = p.try_exit() {
+                self.proc = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop();
+        None
+    }
+
     /// Whether the process was started and not stopped since.
     pub fn is_started(&self) -> bool {
         self.proc.is_some()

@@ -90,6 +90,20 @@ impl ChildGuard {
         }
     }
 
+    /// Sends SIGTERM to the process group without waiting.
+    pub fn sigterm(&self) {
+        if let Some(c) = self.child.as_ref() {
+            kill_group(c.id(), "TERM");
+        }
+    }
+
+    /// The exit status once the process has exited (reaped), else `None`.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// Asks the process to stop (SIGTERM), waits up to `grace`, then kills it.
     pub fn terminate(&mut self, grace: std::time::Duration) {
         let Some(c) = self.child.as_mut() else {

@@ -2642,4 +2642,42 @@ fn deploy_docs_name_only_files_that_exist() {
         }
     }
     assert!(all.is_empty(), "{all:#?}");
+/// The CRD chart renders its three CRDs, each guarded so an install never
+/// fails on or downgrades CRDs another MCS implementation installed (Helm
+/// `lookup`: rendered only when absent or owned by this release, unless
+/// `skipExisting: false`), and none with `install: false`.
+#[test]
+fn crd_chart_installs_or_skips_its_crds() {
+    let crds = repo_root().join("charts/causeway-crds");
+    let render = |extra: &[&str]| {
+        let mut args = vec!["template", "c", crds.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = run_helm(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_manifests(&String::from_utf8(out.stdout).unwrap())
+    };
+    let all = render(&[]);
+    assert_eq!(all.len(), 3, "{:?}", kinds(&all));
+    assert!(all.iter().all(|d| d.kind() == "CustomResourceDefinition"));
+    assert!(render(&["--set", "install=false"]).is_empty());
+    for entry in std::fs::read_dir(crds.join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_stem().unwrap().to_str().unwrap();
+        assert!(
+            text.contains(&format!(
+                "lookup \"apiextensions.k8s.io/v1\" \"CustomResourceDefinition\" \"\" \"{name}\""
+            )) && text.contains("(not .Values.skipExisting)")
+                && text.contains("meta.helm.sh/release-name"),
+            "{} is not guarded against existing CRDs",
+            path.display()
+        );
+    }
 }

@@ -33,6 +33,8 @@ mod s10_protocols;
 mod s11_api_ha;
 #[path = "scenarios/s12_kubernetes_export.rs"]
 mod s12_kubernetes_export;
+#[path = "scenarios/s13_rolling_restart.rs"]
+mod s13_rolling_restart;
 #[path = "scenarios/s14_caller_identity.rs"]
 mod s14_caller_identity;
 #[path = "scenarios/s15_residency_by_claim.rs"]

@@ -381,3 +381,118 @@ async fn heartbeat_connects_and_lost_heartbeat_marks_exports_stale() {
     let imp: Versioned<Value> = c.get("/v1/imports/shop/cart").await.unwrap();
     assert_eq!(imp.value["spec"]["clusters"].as_array().unwrap().len(), 1);
 }
+
+/// Exported labels and annotations become a ServiceImport's metadata in
+/// every importing cluster, so they are validated as Kubernetes labels and
+/// annotations: 400 naming the field and the key, nothing stored, and other
+/// exports (and their imports) unaffected.
+#[tokio::test]
+async fn exported_labels_and_annotations_follow_kubernetes_rules() {
+    let s = TestServer::start().await;
+    let c = s.admin();
+    let _: Versioned<Value> = c
+        .put(
+            "/v1/clusters/eu-1",
+            &cluster("eu-1", "eu-1.example.org", "eu-west-1"),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let mut good = export("eu-1", "shop", "cart", 8080, "TCP", "ClusterSetIP");
+    good["spec"]["exportedLabels"] = json!({"tier": "web", "app.kubernetes.io/part-of": "shop"});
+    good["spec"]["exportedAnnotations"] = json!({"example.com/Owner": "team shop / on call"});
+    let _: Versioned<Value> = c
+        .put(
+            &export_path("eu-1", "shop", "cart"),
+            &good,
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let cases = [
+        (
+            json!({"exportedLabels": {"Bad Key": "x"}}),
+            "spec.exportedLabels",
+            "\"Bad Key\"",
+        ),
+        (
+            json!({"exportedLabels": {"tier": "has space"}}),
+            "spec.exportedLabels",
+            "\"has space\"",
+        ),
+        (
+            json!({"exportedLabels": {"tier": "v".repeat(64)}}),
+            "spec.exportedLabels",
+            "no more than 63",
+        ),
+        (
+            json!({"exportedLabels": {"Example.com/tier": "x"}}),
+            "spec.exportedLabels",
+            "prefix part",
+        ),
+        (
+            json!({"exportedAnnotations": {"a/b/c": "x"}}),
+            "spec.exportedAnnotations",
+            "\"a/b/c\"",
+        ),
+        (
+            json!({"exportedAnnotations": {"note": "x".repeat(300 * 1024)}}),
+            "spec.exportedAnnotations",
+            "262144 bytes",
+        ),
+    ];
+    for (i, (extra, field, says)) in cases.into_iter().enumerate() {
+        let name = format!("bad-{i}");
+        let mut body = export("eu-1", "shop", &name, 8080, "TCP", "ClusterSetIP");
+        for (k, v) in extra.as_object().unwrap() {
+            body["spec"][k] = v.clone();
+        }
+        let err = c
+            .put::<_, Value>(
+                &export_path("eu-1", "shop", &name),
+                &body,
+                Precondition::None,
+            )
+            .await
+            .unwrap_err();
+        let ClientError::Api(p) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(p.status, 400, "{name}: {err}");
+        assert_eq!(p.errors[0].field, field, "{name}: {err}");
+        assert!(p.errors[0].message.contains(says), "{name}: {err}");
+        assert_eq!(
+            c.get::<Value>(&export_path("eu-1", "shop", &name))
+                .await
+                .unwrap_err()
+                .status(),
+            Some(404),
+            "{name} stored"
+        );
+    }
+    // A merge patch is checked the same way.
+    let r = c
+        .raw(
+            Method::PATCH,
+            &export_path("eu-1", "shop", "cart"),
+            Some(br#"{"spec":{"exportedLabels":{"bad key":"x"}}}"#.to_vec()),
+            &[(
+                http::header::CONTENT_TYPE,
+                "application/merge-patch+json".to_owned(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 400);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(field_of(&v), "spec.exportedLabels");
+    // The good export and its import are untouched.
+    let imp: Versioned<Value> = c.get("/v1/imports/shop/cart").await.unwrap();
+    assert_eq!(imp.value["spec"]["labels"]["tier"], "web");
+    assert_eq!(
+        imp.value["spec"]["annotations"]["example.com/Owner"],
+        "team shop / on call"
+    );
+    let list: Vec<Value> = c.list("/v1/imports").await.unwrap();
+    assert_eq!(list.len(), 1);
+}

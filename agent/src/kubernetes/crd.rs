@@ -42,7 +42,16 @@ fn render(
         ),
         1,
     );
-    Ok(format!("{HEADER}{with_meta}"))
+    // Never fail or downgrade on a cluster that already has the CRD from
+    // someone else (Submariner, Cilium, Cloud Map MCS, upstream mcs-api):
+    // render it only when it is absent or this release owns it, unless
+    // `skipExisting: false`; `install: false` renders none.
+    let guard = format!(
+        "{{{{- $existing := lookup \"apiextensions.k8s.io/v1\" \"CustomResourceDefinition\" \"\" \"{name}\" }}}}\n\
+         {{{{- $owner := dig \"metadata\" \"annotations\" \"meta.helm.sh/release-name\" \"\" ($existing | default dict) }}}}\n\
+         {{{{- if and .Values.install (or (not $existing) (eq $owner .Release.Name) (not .Values.skipExisting)) }}}}\n"
+    );
+    Ok(format!("{HEADER}{guard}{with_meta}{{{{- end }}}}\n"))
 }
 
 /// Chart file name and template text of every CRD the agent uses.

@@ -45,7 +45,11 @@ impl std::fmt::Debug for ExportController {
     }
 }
 
-fn follow<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, tokio::task::JoinHandle<()>)
+fn follow<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    notify: Arc<Notify>,
+) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -56,8 +60,7 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
@@ -74,13 +77,25 @@ impl ExportController {
     /// Runs until shutdown.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let notify = Arc::new(Notify::new());
+        // Only the ServiceExports the selector picks (another MCS
+        // controller may own the rest): never published, never written.
+        let mut selected = watcher::Config::default();
+        if !self.config.kubernetes.export_selector.trim().is_empty() {
+            selected = selected.labels(self.config.kubernetes.export_selector.trim());
+        }
         let (exports, t1) = follow(
             Api::<ServiceExport>::all(self.client.clone()),
+            selected,
             notify.clone(),
         );
-        let (services, t2) = follow(Api::<Service>::all(self.client.clone()), notify.clone());
+        let (services, t2) = follow(
+            Api::<Service>::all(self.client.clone()),
+            watcher::Config::default(),
+            notify.clone(),
+        );
         let (slices, t3) = follow(
             Api::<EndpointSlice>::all(self.client.clone()),
+            watcher::Config::default(),
             notify.clone(),
         );
         let tasks = [t1, t2, t3];

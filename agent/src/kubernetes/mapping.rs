@@ -42,6 +42,9 @@ pub enum Validity {
     NoService,
     /// An `ExternalName` service (cannot be exported).
     InvalidServiceType(String),
+    /// `exportedLabels` or `exportedAnnotations` that Kubernetes would
+    /// refuse on the importing clusters' `ServiceImport`: the field and why.
+    InvalidExportedMetadata(String),
 }
 
 fn protocol(p: Option<&str>) -> Protocol {
@@ -86,14 +89,33 @@ pub fn export_spec(
         })
         .collect();
     let zones = super::endpoints::service_endpoints(service, slices, default_zone).zones;
-    Validity::Valid(ServiceExportSpec {
+    let session_affinity = match spec.session_affinity.as_deref() {
+        Some("ClientIP") => model::SessionAffinity::ClientIp,
+        _ => model::SessionAffinity::None,
+    };
+    let session_affinity_timeout_seconds = (session_affinity == model::SessionAffinity::ClientIp)
+        .then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .and_then(|t| u32::try_from(t).ok())
+        })
+        .flatten();
+    let spec = ServiceExportSpec {
         ports,
         type_,
         endpoints: zones,
         weight: 100,
         exported_labels: export.spec.exported_labels.clone(),
         exported_annotations: export.spec.exported_annotations.clone(),
-    })
+        session_affinity,
+        session_affinity_timeout_seconds,
+    };
+    if let Err((field, message)) = spec.check_exported_metadata() {
+        return Validity::InvalidExportedMetadata(format!("spec.{field}: {message}"));
+    }
+    Validity::Valid(spec)
 }
 
 fn status_str(s: ConditionStatus) -> &'static str {
@@ -176,6 +198,25 @@ pub fn export_conditions(
                 "False",
                 reason::INVALID_SERVICE_TYPE,
                 &msg,
+                previous,
+                now,
+            ));
+            out.push(condition(
+                "Ready",
+                "False",
+                reason::PENDING,
+                "ServiceExport is not valid",
+                previous,
+                now,
+            ));
+            return out;
+        }
+        Validity::InvalidExportedMetadata(why) => {
+            out.push(condition(
+                "Valid",
+                "False",
+                reason::INVALID_EXPORTED_METADATA,
+                why,
                 previous,
                 now,
             ));
@@ -276,14 +317,36 @@ pub fn service_import(import: &model::ServiceImport, local: &str) -> Option<mcs:
             ServiceType::ClusterSetIP => mcs::ServiceImportType::ClusterSetIP,
             ServiceType::Headless => mcs::ServiceImportType::Headless,
         },
-        session_affinity: None,
-        session_affinity_config: None,
+        session_affinity: Some(import.spec.session_affinity.to_string()),
+        session_affinity_config: (import.spec.session_affinity == model::SessionAffinity::ClientIp)
+            .then(|| mcs::SessionAffinityConfig {
+                client_ip: Some(k8s_openapi::api::core::v1::ClientIPConfig {
+                    timeout_seconds: import
+                        .spec
+                        .session_affinity_timeout_seconds
+                        .and_then(|t| i32::try_from(t).ok()),
+                }),
+            }),
+        ip_families: Vec::new(),
     };
     let mut si = mcs::ServiceImport::new(import.metadata.name.as_str(), spec);
     si.metadata.namespace = Some(import.metadata.namespace.as_str().to_owned());
-    si.metadata.labels = Some(managed_labels(&import.spec.labels));
-    if !import.spec.annotations.is_empty() {
-        si.metadata.annotations = Some(import.spec.annotations.clone());
+    // The federation API validates exported labels and annotations; drop
+    // whatever Kubernetes would refuse anyway (data stored before that), so
+    // one bad export never keeps its ServiceImport from being created.
+    let (labels, bad_labels) = model::kmeta::valid_labels(&import.spec.labels);
+    let (annotations, bad_annotations) = model::kmeta::valid_annotations(&import.spec.annotations);
+    if !bad_labels.is_empty() || !bad_annotations.is_empty() {
+        tracing::warn!(
+            service = %import.service(),
+            labels = ?bad_labels,
+            annotations = ?bad_annotations,
+            "dropping labels and annotations that kubernetes refuses from the serviceimport"
+        );
+    }
+    si.metadata.labels = Some(managed_labels(&labels));
+    if !annotations.is_empty() {
+        si.metadata.annotations = Some(annotations);
     }
     si.status = Some(mcs::ServiceImportStatus {
         clusters: import
@@ -294,6 +357,7 @@ pub fn service_import(import: &model::ServiceImport, local: &str) -> Option<mcs:
                 cluster: c.cluster.as_str().to_owned(),
             })
             .collect(),
+        conditions: Vec::new(),
     });
     Some(si)
 }

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
     kind = "ServiceExport",
     doc = "ServiceExport declares that the Service with the same name and namespace as this export should be consumable from other clusters.",
     plural = "serviceexports",
+    shortname = "svcexport",
     shortname = "svcex",
+    category = "multicluster",
     namespaced,
     status = "ServiceExportStatus",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -40,6 +42,7 @@ pub struct ServiceExportSpec {
 pub struct ServiceExportStatus {
     /// `Valid`, `Ready` and `Conflict` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
@@ -52,6 +55,8 @@ pub struct ServiceExportStatus {
     doc = "ServiceImport describes a service imported from clusters in a ClusterSet.",
     plural = "serviceimports",
     shortname = "svcim",
+    shortname = "svcimport",
+    category = "multicluster",
     namespaced,
     status = "ServiceImportStatus",
     printcolumn = r#"{"name":"Type","type":"string","description":"The type of this ServiceImport.","jsonPath":".spec.type"}"#,
@@ -61,10 +66,11 @@ pub struct ServiceExportStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceImportSpec {
     /// The union of the exported ports.
-    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub ports: Vec<ServicePort>,
     /// IP addresses of the service in this cluster (set by the DNS/IP allocator, if any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
     pub ips: Vec<String>,
     /// `ClusterSetIP` or `Headless`.
     #[serde(rename = "type")]
@@ -72,9 +78,13 @@ pub struct ServiceImportSpec {
     /// `None` or `ClientIP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<String>,
-    /// Session affinity settings.
+    /// Session affinity settings (`core/v1` `SessionAffinityConfig`:
+    /// `clientIP.timeoutSeconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity_config: Option<SessionAffinityConfig>,
+    /// The IP families of the service (`IPv4`, `IPv6`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_families: Vec<String>,
 }
 
 /// The MCS service type.
@@ -87,23 +97,9 @@ pub enum ServiceImportType {
     Headless,
 }
 
-/// Session affinity settings (as `core/v1` `SessionAffinityConfig`).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionAffinityConfig {
-    /// Client IP based affinity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_ip: Option<ClientIpConfig>,
-}
-
-/// Client IP based affinity settings.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClientIpConfig {
-    /// Affinity timeout in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_seconds: Option<i32>,
-}
+/// Session affinity settings: the `core/v1` type itself, so the wire
+/// form (`clientIP`) is the Service's.
+pub use k8s_openapi::api::core::v1::SessionAffinityConfig;
 
 /// One port of an imported service.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -128,7 +124,12 @@ pub struct ServicePort {
 pub struct ServiceImportStatus {
     /// The clusters that export the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["cluster"]))]
     pub clusters: Vec<ClusterStatus>,
+    /// Conditions of the import (`Ready`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
 }
 
 /// One exporting cluster.

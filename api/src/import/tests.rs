@@ -182,6 +182,55 @@ fn type_conflict_uses_oldest_and_names_it() {
 }
 
 #[test]
+fn session_affinity_conflict_uses_oldest_and_names_it() {
+    use crate::model::SessionAffinity;
+    let mut a = export("eu-west-1", Some(T1), &[(80, Protocol::Tcp)]);
+    a.spec.session_affinity = SessionAffinity::ClientIp;
+    a.spec.session_affinity_timeout_seconds = Some(600);
+    let mut b = export("us-east-1", Some(T2), &[(80, Protocol::Tcp)]);
+    b.spec.session_affinity = SessionAffinity::ClientIp;
+    b.spec.session_affinity_timeout_seconds = Some(600);
+    let c = export("ap-south-1", Some(T3), &[(80, Protocol::Tcp)]);
+    let (imp, conds) = derive_import(&[c, b, a], |_| None).unwrap();
+    assert_eq!(imp.spec.session_affinity, SessionAffinity::ClientIp);
+    assert_eq!(imp.spec.session_affinity_timeout_seconds, Some(600));
+    let x = cond(&conds, "ap-south-1", ConditionType::Conflict);
+    assert_eq!(
+        (x.status, x.reason.as_str()),
+        (ConditionStatus::True, "SessionAffinityConflict")
+    );
+    assert_eq!(
+        x.message,
+        "Conflicting session affinity. Using \"ClientIP (timeoutSeconds 600)\" from oldest service export in \"eu-west-1\". 1/3 clusters disagree."
+    );
+    for ok in ["eu-west-1", "us-east-1"] {
+        assert_eq!(
+            cond(&conds, ok, ConditionType::Conflict).reason,
+            "NoConflicts"
+        );
+    }
+    // A different timeout alone is a conflict too; the wire form is core/v1's.
+    let mut d = export("us-west-2", Some(T3), &[(80, Protocol::Tcp)]);
+    d.spec.session_affinity = SessionAffinity::ClientIp;
+    d.spec.session_affinity_timeout_seconds = Some(10);
+    let json = serde_json::to_value(&d.spec).unwrap();
+    assert_eq!(json["sessionAffinity"], "ClientIP");
+    assert_eq!(json["sessionAffinityTimeoutSeconds"], 10);
+    let (_, conds) = derive_import(&[export_a_again(), d], |_| None).unwrap();
+    assert_eq!(
+        cond(&conds, "us-west-2", ConditionType::Conflict).reason,
+        "SessionAffinityConflict"
+    );
+}
+
+fn export_a_again() -> ServiceExport {
+    let mut a = export("eu-west-1", Some(T1), &[(80, Protocol::Tcp)]);
+    a.spec.session_affinity = crate::model::SessionAffinity::ClientIp;
+    a.spec.session_affinity_timeout_seconds = Some(600);
+    a
+}
+
+#[test]
 fn port_protocol_conflict() {
     let a = export("eu-west-1", Some(T1), &[(53, Protocol::Udp)]);
     let b = export(

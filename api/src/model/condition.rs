@@ -37,6 +37,9 @@ pub mod reason {
     pub const NO_SERVICE: &str = "NoService";
     /// `Valid=False`: the service type cannot be exported (e.g. ExternalName).
     pub const INVALID_SERVICE_TYPE: &str = "InvalidServiceType";
+    /// `Valid=False`: `exportedLabels` or `exportedAnnotations` break the
+    /// Kubernetes label or annotation rules.
+    pub const INVALID_EXPORTED_METADATA: &str = "InvalidExportedMetadata";
     /// `Valid=False`: an ExportPolicy (possibly written after the export)
     /// does not allow the cluster to export in the namespace; the export is
     /// withdrawn from the import.

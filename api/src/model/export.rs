@@ -126,6 +126,42 @@ pub struct ServiceExportSpec {
     /// Annotations copied to the derived import.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exported_annotations: BTreeMap<String, String>,
+    /// The Service's session affinity (`None` or `ClientIP`); the oldest
+    /// export's is the import's, a differing one is a
+    /// `SessionAffinityConflict`.
+    #[serde(default, skip_serializing_if = "SessionAffinity::is_none")]
+    pub session_affinity: SessionAffinity,
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds` of a `ClientIP`
+    /// service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity_timeout_seconds: Option<u32>,
+}
+
+/// Session affinity of a service (`core/v1` `ServiceAffinity`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum SessionAffinity {
+    /// No affinity (default).
+    #[default]
+    None,
+    /// Requests from one client IP go to the same backend.
+    #[serde(rename = "ClientIP")]
+    ClientIp,
+}
+
+impl SessionAffinity {
+    /// Whether this is the default, `None`.
+    pub fn is_none(&self) -> bool {
+        *self == SessionAffinity::None
+    }
+}
+
+impl std::fmt::Display for SessionAffinity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionAffinity::None => "None",
+            SessionAffinity::ClientIp => "ClientIP",
+        })
+    }
 }
 
 impl Default for ServiceExportSpec {
@@ -137,6 +173,8 @@ impl Default for ServiceExportSpec {
             weight: default_weight(),
             exported_labels: BTreeMap::new(),
             exported_annotations: BTreeMap::new(),
+            session_affinity: SessionAffinity::None,
+            session_affinity_timeout_seconds: None,
         }
     }
 }
@@ -147,6 +185,18 @@ impl ServiceExportSpec {
         self.endpoints
             .iter()
             .fold(0u32, |a, e| a.saturating_add(e.ready))
+    }
+
+    /// Checks `exportedLabels` and `exportedAnnotations` with the Kubernetes
+    /// label and annotation rules (they become a `ServiceImport`'s metadata
+    /// in every importing cluster): the offending field (`exportedLabels` or
+    /// `exportedAnnotations`, relative to the spec) and what is wrong.
+    pub fn check_exported_metadata(&self) -> Result<(), (&'static str, String)> {
+        super::kmeta::check_labels(&self.exported_labels)
+            .map_err(|(_, m)| ("exportedLabels", m))?;
+        super::kmeta::check_annotations(&self.exported_annotations)
+            .map_err(|(_, m)| ("exportedAnnotations", m))?;
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::condition::Condition;
-use super::export::{ServicePort, ServiceType, ZoneEndpoints};
+use super::export::{ServicePort, ServiceType, SessionAffinity, ZoneEndpoints};
 use super::meta::{ApiVersion, ImportMeta, ServiceImportKind};
 use super::names::{ClusterId, ServiceRef};
 
@@ -54,6 +54,12 @@ pub struct ServiceImportSpec {
     /// Annotations from the oldest export.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Session affinity of the oldest export.
+    #[serde(default, skip_serializing_if = "SessionAffinity::is_none")]
+    pub session_affinity: SessionAffinity,
+    /// Its client IP timeout, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity_timeout_seconds: Option<u32>,
 }
 
 /// One cluster that serves an imported service.

@@ -248,6 +248,9 @@ registration, heartbeat, catalog sync and the Kubernetes MCS controllers.
 {{- $lease := dict "enabled" true "name" (printf "%s-agent" (include "causeway.gateway.fullname" .)) "namespace" .Release.Namespace -}}
 {{- $egress := printf "%s/%s-egress" .Release.Namespace (include "causeway.gateway.fullname" .) -}}
 {{- $k8s := dict "enabled" true "egressPort" (int $g.ports.egress) "egressService" $egress "leaderElection" $lease -}}
+{{- with $g.exportSelector -}}
+{{- $_ := set $k8s "exportSelector" . -}}
+{{- end -}}
 {{- $agent := dict "endpoint" (include "causeway.federationEndpoint" .) "tokenFile" (printf "%s/token" $p.token) "snapshotFile" (printf "%s/catalog.json" $p.data) "kubernetes" $k8s -}}
 {{- with .Values.cluster.cloud -}}
 {{- $_ := set $agent "cloud" . -}}

@@ -1,6 +1,10 @@
 {{/*
-RBAC rules of the cluster agent: exactly causeway_agent::RBAC_RULES
-(the calls its controllers make); e2e/tests/charts.rs compares them.
+RBAC rules of the cluster agent: exactly the requests it makes.
+agent/tests/kube.rs (chart_rbac_is_exactly_what_the_agent_requests) runs the
+whole agent against the strict fake API server and compares the recorded
+(group, resource, verb) of its requests with these rules both ways;
+s12_kubernetes_export checks the real gateways' requests are granted;
+e2e/tests/charts.rs checks the rendered ClusterRole.
 */}}
 {{- define "causeway.agent.rbacRules" -}}
 - apiGroups: ["multicluster.x-k8s.io"]

@@ -51,6 +51,10 @@ pub struct ClusterDef {
     /// Whether the cluster has a (fake) Kubernetes API server its agent's
     /// MCS controllers run against.
     pub kubernetes: bool,
+    /// Gateway replicas (default 1): each its own process and listeners,
+    /// all of them the cluster's gateway endpoints; with Kubernetes they
+    /// elect a leader on the cluster's API server.
+    pub replicas: usize,
 }
 
 impl ClusterDef {
@@ -67,6 +71,7 @@ impl ClusterDef {
             tcp_imports: Vec::new(),
             callers: causeway_gateway::callers::CallersConfig::default(),
             kubernetes: false,
+            replicas: 1,
         }
     }
 
@@ -81,6 +86,12 @@ impl ClusterDef {
     /// and writes `ServiceImport`s and EndpointSlices for remote services.
     pub fn kubernetes(mut self) -> Self {
         self.kubernetes = true;
+        self
+    }
+
+    /// Runs `n` gateway replicas (see [`ClusterDef::replicas`]).
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n.max(1);
         self
     }
 
@@ -218,6 +229,8 @@ pub struct ClusterHandle {
     pub backends: BTreeMap<String, EchoServer>,
     /// Its Kubernetes API server, if it has one (dropped after the gateway).
     pub kube: Option<causeway_agent::testing::FakeKube>,
+    /// Its other gateway replicas (`replicas` > 1), `gateway` being the first.
+    pub more_replicas: Vec<GatewayProcess>,
 }
 
 impl ClusterHandle {

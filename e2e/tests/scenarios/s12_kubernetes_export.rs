@@ -226,5 +226,29 @@ async fn s12_kubernetes_export_is_served_and_withdrawn() -> anyhow::Result<()> {
     eprintln!("s12: deleted serviceexport withdrawn everywhere in {took:?}");
     assert!(took <= Duration::from_secs(1), "took {took:?}");
     echo.abort();
+
+    // Everything the real gateways asked each cluster's API server (their
+    // agent's User-Agent) is granted by the chart's ClusterRole, and none
+    // of it was refused by the strict fake as invalid.
+    let granted = causeway_agent::testing::chart_agent_rbac();
+    for id in [A, B] {
+        let kube_api = fed.cluster(id)?.kube.as_ref().expect("kubernetes cluster");
+        let used = kube_api.rbac_used();
+        assert!(!used.is_empty(), "{id}: no agent request recorded");
+        let missing: Vec<_> = used.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "{id}: used but not granted by the chart: {missing:?}"
+        );
+        let invalid: Vec<_> = kube_api
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.user_agent == causeway_agent::kubernetes::USER_AGENT
+                    && matches!(r.code, 400 | 422)
+            })
+            .collect();
+        assert!(invalid.is_empty(), "{id}: refused as invalid: {invalid:?}");
+    }
     Ok(())
 }

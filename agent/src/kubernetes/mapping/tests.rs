@@ -113,6 +113,77 @@ fn invalid_exports_get_valid_false_with_the_mcs_reason() {
 }
 
 #[test]
+fn exported_labels_kubernetes_would_refuse_make_the_export_invalid() {
+    let svc = service(
+        serde_json::json!({"metadata": {"name": "cart"}, "spec": {"clusterIP": "10.1.2.3"}}),
+    );
+    let v = export_spec(&export(&[("bad key", "x")]), Some(&svc), &[], "z");
+    let Validity::InvalidExportedMetadata(why) = &v else {
+        panic!("{v:?}")
+    };
+    assert!(why.starts_with("spec.exportedLabels: "), "{why}");
+    assert!(why.contains("\"bad key\""), "{why}");
+    let c = export_conditions(&v, None, &[], &now());
+    assert_eq!(find(&c, "Valid").status, "False");
+    assert_eq!(find(&c, "Valid").reason, "InvalidExportedMetadata");
+    assert_eq!(&find(&c, "Valid").message, why);
+    assert_eq!(find(&c, "Ready").status, "False");
+}
+
+#[test]
+fn session_affinity_goes_from_the_service_to_the_import_in_core_v1_form() {
+    let svc = service(serde_json::json!({"metadata": {"name": "cart"}, "spec": {
+        "clusterIP": "10.1.2.3", "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}
+    }}));
+    let Validity::Valid(spec) = export_spec(&export(&[]), Some(&svc), &[], "z") else {
+        panic!("not valid")
+    };
+    assert_eq!(spec.session_affinity, model::SessionAffinity::ClientIp);
+    assert_eq!(spec.session_affinity_timeout_seconds, Some(600));
+    let mut imp = import(serde_json::json!([{"cluster": "us-1", "weight": 100, "ready": 1}]));
+    imp.spec.session_affinity = model::SessionAffinity::ClientIp;
+    imp.spec.session_affinity_timeout_seconds = Some(600);
+    let si = service_import(&imp, "local-1").unwrap();
+    let raw = serde_json::to_value(&si).unwrap();
+    assert_eq!(raw["spec"]["sessionAffinity"], "ClientIP");
+    assert_eq!(
+        raw["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+        600
+    );
+    // Without affinity: None, and no config.
+    let plain = service(
+        serde_json::json!({"metadata": {"name": "cart"}, "spec": {"clusterIP": "10.1.2.3"}}),
+    );
+    let Validity::Valid(spec) = export_spec(&export(&[]), Some(&plain), &[], "z") else {
+        panic!("not valid")
+    };
+    assert_eq!(spec.session_affinity, model::SessionAffinity::None);
+    assert_eq!(spec.session_affinity_timeout_seconds, None);
+}
+
+#[test]
+fn service_import_drops_labels_and_annotations_kubernetes_refuses() {
+    let mut imp = import(serde_json::json!([{"cluster": "us-1", "weight": 100, "ready": 1}]));
+    imp.spec.labels.insert("bad key".into(), "x".into());
+    imp.spec.labels.insert("ok".into(), "has space".into());
+    imp.spec
+        .annotations
+        .insert("example.com/Note".into(), "free text".into());
+    imp.spec.annotations.insert("a/b/c".into(), "x".into());
+    let si = service_import(&imp, "local-1").unwrap();
+    let labels = si.labels();
+    assert_eq!(labels["tier"], "web");
+    assert!(
+        !labels.contains_key("bad key") && !labels.contains_key("ok"),
+        "{labels:?}"
+    );
+    let ann = si.annotations();
+    assert_eq!(ann.len(), 1, "{ann:?}");
+    assert_eq!(ann["example.com/Note"], "free text");
+}
+
+#[test]
 fn ready_and_conflict_come_from_the_api_and_keep_transition_times() {
     let valid = Validity::Valid(ServiceExportSpec::default());
     let c = export_conditions(&valid, None, &[], &now());

@@ -153,6 +153,11 @@ pub(super) async fn put_export(
     same("metadata.cluster", &e.metadata.cluster, &c)?;
     same("metadata.namespace", &e.metadata.namespace, &n)?;
     same("metadata.name", &e.metadata.name, &sname)?;
+    // Copied onto the ServiceImport of every importing cluster: refused
+    // here, so one bad export cannot make importing agents' creates fail.
+    e.spec
+        .check_exported_metadata()
+        .map_err(|(field, message)| ApiError::invalid(format!("spec.{field}"), message))?;
     let policies = cat.export_policies().await?;
     if !export_allowed(&policies, &n, &c) {
         return Err(ApiError::forbidden(format!(
