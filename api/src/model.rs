@@ -42,8 +42,7 @@ pub use policy::{
     ExportPolicySpec, NamespacePattern, OidcIssuer, OnUnverified, OutlierDetection, Percent,
     PolicyKind, RateLimit, Ratio, RequestClassification, ResidencyPolicy, ResidencyPolicySpec,
     RetryCondition, RetryPolicy, RollbackGuard, ServicePattern, ServiceSelector,
-    SuccessRateEjection, Timeouts, TrafficPolicy,
-    TrafficPolicySpec, export_allowed,
+    SuccessRateEjection, Timeouts, TrafficPolicy, TrafficPolicySpec, export_allowed,
 };
 pub use resource::{DecodeError, Kind, ObjectRef, Resource, decode, decode_resource, decode_value};
 pub use service_import::{ImportCluster, ServiceImport, ServiceImportSpec, ServiceImportStatus};

@@ -31,9 +31,11 @@ mod s09_foreign_trust_domain;
 mod s10_protocols;
 #[path = "scenarios/s11_api_ha.rs"]
 mod s11_api_ha;
+#[path = "scenarios/s12_kubernetes_export.rs"]
+mod s12_kubernetes_export;
 #[path = "scenarios/s14_caller_identity.rs"]
 mod s14_caller_identity;
 #[path = "scenarios/s15_residency_by_claim.rs"]
 mod s15_residency_by_claim;
-#[path = "scenarios/s12_kubernetes_export.rs"]
-mod s12_kubernetes_export;
+#[path = "scenarios/s17_grpc_failover.rs"]
+mod s17_grpc_failover;

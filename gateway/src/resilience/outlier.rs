@@ -340,6 +340,25 @@ impl OutlierDetector {
         events
     }
 
+    /// Ends an ejection of `cluster` early (its gateway's active probe
+    /// passed again after failing: Envoy's
+    /// `successful_active_health_check_uneject_host`). The back-off
+    /// multiplier is kept. Returns the event when it was ejected.
+    pub fn uneject(&self, cluster: &str, now: Instant) -> Option<OutlierEvent> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (key, t) = st.targets.get_key_value(cluster)?;
+        if t.ejected_until.is_none_or(|u| u <= now) {
+            return None;
+        }
+        let key = Arc::clone(key);
+        let t = st.targets.get_mut(cluster)?;
+        t.ejected_until = None;
+        t.consecutive = 0;
+        t.consecutive_gateway = 0;
+        t.healthy_since = Some(now);
+        Some(OutlierEvent::Returned { cluster: key })
+    }
+
     /// Whether `cluster` is ejected at `now`.
     pub fn is_ejected(&self, cluster: &str, now: Instant) -> bool {
         let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);

@@ -807,10 +807,49 @@ mod registry {
         reg.apply(&cs, &snap, now);
         assert_eq!(picks(&snap, &reg.view(now)), ["stable".to_string()].into());
         // A probe failure of the stable gateway leaves nothing.
-        reg.set_probe("stable", false);
+        assert!(reg.set_probe("stable", false, now).is_empty());
         assert!(picks(&snap, &reg.view(now)).is_empty());
-        reg.set_probe("stable", true);
+        assert!(
+            reg.set_probe("stable", true, now).is_empty(),
+            "nothing ejected"
+        );
         assert_eq!(picks(&snap, &reg.view(now)).len(), 1);
+    }
+
+    #[test]
+    fn a_probe_passing_again_lets_ejected_services_back() {
+        let clk = Clock::new();
+        let cs = catalog();
+        let snap = snapshot(&cs);
+        let reg = Resilience::new();
+        let now = clk.now;
+        reg.apply(&cs, &snap, now);
+        let svc = reg.service("shop", "cart").unwrap();
+        // The stable gateway dies: connect failures eject the service there.
+        assert!(reg.set_probe("stable", true, now).is_empty());
+        svc.record("stable", TryOutcome::ConnectFailed, MS, now);
+        svc.record("stable", TryOutcome::ConnectFailed, MS, now);
+        assert!(
+            reg.view(now)
+                .target_health("shop", "cart", "stable")
+                .ejected
+        );
+        // A passing probe without a failure in between changes nothing ...
+        assert!(reg.set_probe("stable", true, now).is_empty());
+        assert!(
+            reg.view(now)
+                .target_health("shop", "cart", "stable")
+                .ejected
+        );
+        // ... one after a failure lets it back long before 30 s.
+        reg.set_probe("stable", false, now);
+        let back = reg.set_probe("stable", true, now + S);
+        assert_eq!(back, vec!["shop/cart".to_string()]);
+        assert!(
+            !reg.view(now + S)
+                .target_health("shop", "cart", "stable")
+                .ejected
+        );
     }
 
     #[test]
