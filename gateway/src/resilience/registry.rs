@@ -278,8 +278,10 @@ impl Resilience {
     /// Records an active-probe result for a cluster's gateway. When the
     /// probe passes again after failing, every service ejected in that
     /// cluster is let back in (a gateway that died and came back should not
-    /// wait out ejections its death caused); their `namespace/name` are
-    /// returned.
+    /// wait out ejections its death caused); when it passes, services
+    /// ejected there by connect failures or resets are (the gateway came
+    /// back before its probe was marked failing). Their `namespace/name`
+    /// are returned.
     pub fn set_probe(&self, cluster: &str, healthy: bool, now: Instant) -> Vec<String> {
         // The read guard must be gone before the write lock is taken.
         let known = read(&self.probes_failing).get(cluster).cloned();
@@ -291,13 +293,13 @@ impl Resilience {
             )
         });
         let was_failing = flag.swap(!healthy, Ordering::AcqRel);
-        if !(was_failing && healthy) {
+        if !healthy {
             return Vec::new();
         }
         let mut back = Vec::new();
         for (ns, m) in read(&self.services).iter() {
             for (name, svc) in m {
-                if svc.outlier.uneject(cluster, now).is_some() {
+                if svc.outlier.uneject(cluster, was_failing, now).is_some() {
                     back.push(format!("{ns}/{name}"));
                 }
             }
