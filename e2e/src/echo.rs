@@ -3,7 +3,7 @@
 //! JSON body); `GET /__echo/count` reports the number of requests served
 //! (not counting itself). A backend can be stopped (listener and every open
 //! connection closed), restarted on the same address, or told to fail with
-//! 500s.
+//! 500s (or gRPC calls with a trailers-only status).
 
 mod body;
 #[cfg(test)]
@@ -36,6 +36,8 @@ struct EchoState {
     count: AtomicU64,
     /// Fail every n-th request (0 = never, 1 = always).
     fail_every: AtomicU64,
+    /// Answer gRPC calls trailers-only with this `grpc-status` (0 = echo).
+    grpc_status: AtomicU64,
 }
 
 /// A running (or stopped) echo backend.
@@ -56,6 +58,7 @@ impl EchoServer {
             service: service.to_owned(),
             count: AtomicU64::new(0),
             fail_every: AtomicU64::new(0),
+            grpc_status: AtomicU64::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Self {
@@ -93,6 +96,15 @@ impl EchoServer {
     /// Answer every `n`-th request with 500 (0 = never, 1 = always).
     pub fn set_fail_every(&self, n: u64) {
         self.state.fail_every.store(n, Ordering::Relaxed);
+    }
+
+    /// Answer every gRPC call with a trailers-only response (HTTP 200,
+    /// `grpc-status: code` in the headers, no body), as a gRPC server does
+    /// for an error before any message; 0 = echo normally.
+    pub fn set_grpc_status(&self, code: u8) {
+        self.state
+            .grpc_status
+            .store(u64::from(code), Ordering::Relaxed);
     }
 
     /// Whether it is accepting connections.
@@ -180,6 +192,10 @@ async fn handle(
         return Ok(json(StatusCode::INTERNAL_SERVER_ERROR, &state, &body));
     }
     if grpc {
+        let code = state.grpc_status.load(Ordering::Relaxed);
+        if code != 0 {
+            return Ok(body::grpc_trailers_only(&state.cluster, code));
+        }
         return Ok(body::grpc_echo(&state.cluster, req));
     }
     let headers: serde_json::Map<String, serde_json::Value> = req

@@ -39,3 +39,5 @@ mod s13_rolling_restart;
 mod s14_caller_identity;
 #[path = "scenarios/s15_residency_by_claim.rs"]
 mod s15_residency_by_claim;
+#[path = "scenarios/s17_grpc_failover.rs"]
+mod s17_grpc_failover;

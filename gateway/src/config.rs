@@ -12,7 +12,7 @@ mod load;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -227,6 +227,13 @@ pub struct UpstreamConfig {
     /// Interval of active probes of remote gateways (`GET /healthz` over mTLS).
     #[serde(with = "humantime_serde")]
     pub probe_interval: Duration,
+    /// Each wait between probes of one gateway is `probeInterval` plus a
+    /// random share of it up to this percentage (0..=100).
+    pub probe_jitter_percent: u8,
+    /// Passed probes in a row that mark a failing remote gateway healthy.
+    pub probe_healthy_threshold: NonZeroU32,
+    /// Failed probes in a row that mark a remote gateway failing.
+    pub probe_unhealthy_threshold: NonZeroU32,
 }
 
 impl Default for UpstreamConfig {
@@ -238,6 +245,9 @@ impl Default for UpstreamConfig {
             pool_idle_timeout: Duration::from_secs(90),
             h2_streams_per_connection: NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN),
             probe_interval: Duration::from_secs(5),
+            probe_jitter_percent: 10,
+            probe_healthy_threshold: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
+            probe_unhealthy_threshold: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
         }
     }
 }

@@ -179,7 +179,10 @@ impl HealthRegistry {
 
     /// Records an active-probe outcome for a cluster's gateway.
     pub fn set_probe(&self, cluster: &str, failed: bool) {
-        self.registry.set_probe(cluster, !failed);
+        for service in self.registry.set_probe(cluster, !failed, Instant::now()) {
+            tracing::info!(%service, %cluster, "target returned, its gateway's probe passes again");
+            self.set_ejected(&Label::from(service.as_str()), Arc::from(cluster), 0);
+        }
         self.metrics
             .probe_failing
             .get_or_create(&TargetLabels {

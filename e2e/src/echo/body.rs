@@ -65,3 +65,23 @@ pub(super) fn grpc_echo(cluster: &str, req: Request<Incoming>) -> Response<EchoB
     }
     r
 }
+
+/// A trailers-only gRPC answer: one HEADERS frame with END_STREAM carrying
+/// `grpc-status` (what a gRPC server sends for an error before any message).
+pub(super) fn grpc_trailers_only(cluster: &str, code: u64) -> Response<EchoBody> {
+    let mut r = Response::new(super::full(Bytes::new()));
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    h.insert("grpc-status", http::HeaderValue::from(code));
+    h.insert(
+        "grpc-message",
+        http::HeaderValue::from_static("injected by the echo backend"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(cluster) {
+        h.insert(SERVED_BY, v);
+    }
+    r
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use causeway_api::model::{RollbackGuard, TrafficPolicy, TrafficPolicySpec};
+use causeway_api::model::{OutlierDetection, RollbackGuard, TrafficPolicy, TrafficPolicySpec};
 use causeway_e2e::federation::host;
 use causeway_e2e::{ClusterDef, Federation, Store};
 
@@ -39,6 +39,13 @@ async fn s04_weighted_split_and_rollback_guard() -> anyhow::Result<()> {
         max_p99: Duration::from_secs(2),
         window: Duration::from_secs(2),
         min_requests: 10,
+    });
+    // Outlier detection off: it always may eject one of the two clusters,
+    // and five 500s in a row would eject the canary before the guard has
+    // its 10 requests; this scenario is about the guard.
+    spec.outlier_detection = Some(OutlierDetection {
+        consecutive_errors: 0,
+        ..OutlierDetection::default()
     });
     fed.put_policy(
         "traffic",

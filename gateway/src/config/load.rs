@@ -135,6 +135,12 @@ impl GatewayConfig {
         if clash(l.egress, l.ingress) || clash(l.egress, l.admin) || clash(l.ingress, l.admin) {
             return invalid("listeners", "egress, ingress and admin must differ");
         }
+        if self.upstream.probe_jitter_percent > 100 {
+            return invalid("upstream.probeJitterPercent", "must be at most 100");
+        }
+        if self.upstream.probe_interval.is_zero() {
+            return invalid("upstream.probeInterval", "must be positive");
+        }
         if self.limits.max_header_bytes < 256 {
             return invalid("limits.maxHeaderBytes", "must be at least 256");
         }
@@ -288,6 +294,38 @@ mod tests {
         let orphan = format!("{MIN}agent: {{ staticFile: /tmp/s.yaml }}\n");
         let e = parse_str(&orphan).unwrap().validate().unwrap_err();
         assert!(e.to_string().contains("agent.endpoint"), "{e}");
+    }
+
+    #[test]
+    fn probe_settings_parse_and_are_checked() {
+        let c = parse_str(MIN).unwrap();
+        assert_eq!(c.upstream.probe_healthy_threshold.get(), 2);
+        assert_eq!(c.upstream.probe_unhealthy_threshold.get(), 2);
+        assert_eq!(c.upstream.probe_jitter_percent, 10);
+        let set = format!(
+            "{MIN}upstream: {{ probeHealthyThreshold: 3, probeUnhealthyThreshold: 1, probeJitterPercent: 0 }}\n"
+        );
+        let c = parse_str(&set).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.upstream.probe_healthy_threshold.get(), 3);
+        assert_eq!(c.upstream.probe_unhealthy_threshold.get(), 1);
+        let zero = format!("{MIN}upstream: {{ probeUnhealthyThreshold: 0 }}\n");
+        let e = parse_str(&zero).unwrap_err().to_string();
+        assert!(e.contains("probeUnhealthyThreshold"), "{e}");
+        let jitter = format!("{MIN}upstream: {{ probeJitterPercent: 101 }}\n");
+        let e = parse_str(&jitter)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upstream.probeJitterPercent"), "{e}");
+        let never = format!("{MIN}upstream: {{ probeInterval: 0s }}\n");
+        let e = parse_str(&never)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upstream.probeInterval"), "{e}");
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! Background work, all off the request path: catalog file reload (on change
 //! or SIGHUP), identity refresh (federated bundle files, SVID rotation) and
-//! active probes of remote gateways (TCP + mTLS handshake).
+//! active probes of remote gateways (mTLS handshake + `GET /healthz`), one
+//! task per remote gateway.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::catalog::{CatalogState, load_catalog_file};
+use crate::resilience::{ProbeState, ProbeThresholds, next_probe_in};
 use crate::state::Shared;
 
 /// Builds east-west connectors (and resolves gateway host names) for every
@@ -132,39 +137,105 @@ async fn identity_refresh(shared: Arc<Shared>, mut shutdown: watch::Receiver<boo
     }
 }
 
+/// Keeps one probe task per remote gateway of the current catalog: new
+/// clusters get one, removed clusters lose theirs. Each task probes on its
+/// own schedule, so a gateway whose probe hangs until the connect timeout
+/// delays no other gateway's.
 async fn probes(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let cfg = &shared.config.upstream;
-    let mut tick = tokio::time::interval(cfg.probe_interval);
-    let timeout = cfg.connect_timeout;
-    let mut failing: std::collections::HashMap<Arc<str>, bool> = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(shared.config.upstream.probe_interval);
+    let mut tasks: HashMap<Arc<str>, JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         }
         let state = shared.catalog();
-        for target in remote_targets(&state, &shared.config.cluster.id) {
-            let Some(conns) = shared.remotes.get(&target) else {
-                continue;
-            };
-            let mut ok = false;
-            for addr in conns.addrs.iter() {
-                if probe(&conns.h1, *addr, timeout).await {
-                    ok = true;
-                    break;
-                }
+        let clusters: HashSet<Arc<str>> = remote_targets(&state, &shared.config.cluster.id)
+            .into_iter()
+            .map(|t| t.cluster)
+            .collect();
+        tasks.retain(|c, task| {
+            let keep = clusters.contains(c) && !task.is_finished();
+            if !keep {
+                task.abort();
             }
-            shared.health.set_probe(&target.cluster, !ok);
-            let was = failing.insert(target.cluster.clone(), !ok).unwrap_or(false);
-            if was == ok {
-                if ok {
-                    tracing::info!(cluster = %target.cluster, "remote gateway probe passes again");
-                } else {
-                    tracing::warn!(cluster = %target.cluster, "remote gateway probe fails");
-                }
+            keep
+        });
+        for c in clusters {
+            if let std::collections::hash_map::Entry::Vacant(e) = tasks.entry(c) {
+                let c = e.key().clone();
+                e.insert(tokio::spawn(probe_target(
+                    shared.clone(),
+                    c,
+                    shutdown.clone(),
+                )));
             }
         }
     }
+    for (_, task) in tasks {
+        task.abort();
+    }
+}
+
+/// Probes one remote gateway until it leaves the catalog: every
+/// `probeInterval` plus jitter (the first after a random share of the
+/// interval), all of its addresses at once (one passing is enough), each
+/// probe bounded by the connect timeout. A run of
+/// `probeUnhealthyThreshold` failures marks it failing, a run of
+/// `probeHealthyThreshold` passes marks it back.
+async fn probe_target(shared: Arc<Shared>, cluster: Arc<str>, mut shutdown: watch::Receiver<bool>) {
+    let cfg = &shared.config.upstream;
+    let thresholds = ProbeThresholds {
+        healthy: cfg.probe_healthy_threshold,
+        unhealthy: cfg.probe_unhealthy_threshold,
+    };
+    let mut state = ProbeState::default();
+    let mut wait = cfg.probe_interval.mul_f64(rand::random::<f64>());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        wait = next_probe_in(
+            cfg.probe_interval,
+            cfg.probe_jitter_percent,
+            rand::random::<f64>(),
+        );
+        let catalog = shared.catalog();
+        let Some(target) = remote_targets(&catalog, &shared.config.cluster.id)
+            .into_iter()
+            .find(|t| t.cluster == cluster)
+        else {
+            return;
+        };
+        drop(catalog);
+        let Some(conns) = shared.remotes.get(&target) else {
+            continue;
+        };
+        let passed = probe_any(&conns, cfg.connect_timeout).await;
+        match state.observe(passed, thresholds) {
+            Some(true) => tracing::warn!(%cluster, "remote gateway probe fails"),
+            Some(false) => tracing::info!(%cluster, "remote gateway probe passes again"),
+            None => {}
+        }
+        shared.health.set_probe(&cluster, state.failing());
+    }
+}
+
+/// Probes every address of a remote gateway at once; true as soon as one
+/// passes.
+async fn probe_any(conns: &crate::upstream::ClusterConnectors, t: Duration) -> bool {
+    let mut pending: FuturesUnordered<_> = conns
+        .addrs
+        .iter()
+        .map(|addr| probe(&conns.h1, *addr, t))
+        .collect();
+    while let Some(passed) = pending.next().await {
+        if passed {
+            return true;
+        }
+    }
+    false
 }
 
 async fn probe(

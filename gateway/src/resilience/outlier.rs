@@ -112,6 +112,9 @@ struct TargetState {
     ejected_until: Option<Instant>,
     /// Since when the back-off multiplier last stayed unchanged while in.
     healthy_since: Option<Instant>,
+    /// The current ejection was triggered by a connect failure or reset:
+    /// the gateway could not be reached, which a passing probe disproves.
+    unreachable: bool,
 }
 
 #[derive(Debug, Default)]
@@ -267,6 +270,7 @@ impl OutlierDetector {
                 None
             };
             if let Some(reason) = reason {
+                t.unreachable = matches!(outcome, TryOutcome::ConnectFailed | TryOutcome::Reset);
                 event = Some(eject(
                     &cfg,
                     &key,
@@ -326,6 +330,7 @@ impl OutlierDetector {
             }
             let others = st.ejected_count(&k, now);
             if let Some(t) = st.targets.get_mut(&k) {
+                t.unreachable = false;
                 events.push(eject(
                     &cfg,
                     &k,
@@ -338,6 +343,29 @@ impl OutlierDetector {
             }
         }
         events
+    }
+
+    /// Ends an ejection of `cluster` early because its gateway's active
+    /// probe passed (Envoy's `successful_active_health_check_uneject_host`):
+    /// any ejection when the probe passed again after failing
+    /// (`all = true`), otherwise only one a connect failure or reset
+    /// triggered (a passing probe proves the gateway reachable, not the
+    /// service healthy). The back-off multiplier is kept. Returns the event
+    /// when it was ejected.
+    pub fn uneject(&self, cluster: &str, all: bool, now: Instant) -> Option<OutlierEvent> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (key, t) = st.targets.get_key_value(cluster)?;
+        if t.ejected_until.is_none_or(|u| u <= now) || !(all || t.unreachable) {
+            return None;
+        }
+        let key = Arc::clone(key);
+        let t = st.targets.get_mut(cluster)?;
+        t.ejected_until = None;
+        t.unreachable = false;
+        t.consecutive = 0;
+        t.consecutive_gateway = 0;
+        t.healthy_since = Some(now);
+        Some(OutlierEvent::Returned { cluster: key })
     }
 
     /// Whether `cluster` is ejected at `now`.

@@ -275,16 +275,36 @@ impl Resilience {
             .cloned()
     }
 
-    /// Records an active-probe result for a cluster's gateway.
-    pub fn set_probe(&self, cluster: &str, healthy: bool) {
-        if let Some(f) = read(&self.probes_failing).get(cluster) {
-            f.store(!healthy, Ordering::Release);
-            return;
+    /// Records an active-probe result for a cluster's gateway. When the
+    /// probe passes again after failing, every service ejected in that
+    /// cluster is let back in (a gateway that died and came back should not
+    /// wait out ejections its death caused); when it passes, services
+    /// ejected there by connect failures or resets are (the gateway came
+    /// back before its probe was marked failing). Their `namespace/name`
+    /// are returned.
+    pub fn set_probe(&self, cluster: &str, healthy: bool, now: Instant) -> Vec<String> {
+        // The read guard must be gone before the write lock is taken.
+        let known = read(&self.probes_failing).get(cluster).cloned();
+        let flag = known.unwrap_or_else(|| {
+            Arc::clone(
+                write(&self.probes_failing)
+                    .entry(Box::from(cluster))
+                    .or_default(),
+            )
+        });
+        let was_failing = flag.swap(!healthy, Ordering::AcqRel);
+        if !healthy {
+            return Vec::new();
         }
-        write(&self.probes_failing)
-            .entry(Box::from(cluster))
-            .or_default()
-            .store(!healthy, Ordering::Release);
+        let mut back = Vec::new();
+        for (ns, m) in read(&self.services).iter() {
+            for (name, svc) in m {
+                if svc.outlier.uneject(cluster, was_failing, now).is_some() {
+                    back.push(format!("{ns}/{name}"));
+                }
+            }
+        }
+        back
     }
 
     /// A health view at `now`, for [`crate::routing::decide`].

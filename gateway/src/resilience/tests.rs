@@ -807,10 +807,76 @@ mod registry {
         reg.apply(&cs, &snap, now);
         assert_eq!(picks(&snap, &reg.view(now)), ["stable".to_string()].into());
         // A probe failure of the stable gateway leaves nothing.
-        reg.set_probe("stable", false);
+        assert!(reg.set_probe("stable", false, now).is_empty());
         assert!(picks(&snap, &reg.view(now)).is_empty());
-        reg.set_probe("stable", true);
+        assert!(
+            reg.set_probe("stable", true, now).is_empty(),
+            "nothing ejected"
+        );
         assert_eq!(picks(&snap, &reg.view(now)).len(), 1);
+    }
+
+    fn ejected(reg: &Resilience, at: Instant) -> bool {
+        reg.view(at).target_health("shop", "cart", "stable").ejected
+    }
+
+    #[test]
+    fn a_probe_passing_again_lets_ejected_services_back() {
+        let clk = Clock::new();
+        let cs = catalog();
+        let snap = snapshot(&cs);
+        let reg = Resilience::new();
+        let now = clk.now;
+        reg.apply(&cs, &snap, now);
+        let svc = reg.service("shop", "cart").unwrap();
+        // The service answers 500s in the stable cluster: ejected there.
+        assert!(reg.set_probe("stable", true, now).is_empty());
+        svc.record("stable", E500, MS, now);
+        svc.record("stable", E500, MS, now);
+        assert!(ejected(&reg, now));
+        // The gateway's probe passing says nothing about the service ...
+        assert!(reg.set_probe("stable", true, now).is_empty());
+        assert!(ejected(&reg, now));
+        // ... passing again after failing (the gateway died and came back)
+        // lets it back long before 30 s.
+        reg.set_probe("stable", false, now);
+        let back = reg.set_probe("stable", true, now + S);
+        assert_eq!(back, vec!["shop/cart".to_string()]);
+        assert!(!ejected(&reg, now + S));
+    }
+
+    #[test]
+    fn a_passing_probe_lifts_an_ejection_by_connect_failures() {
+        let clk = Clock::new();
+        let cs = catalog();
+        let snap = snapshot(&cs);
+        let reg = Resilience::new();
+        let now = clk.now;
+        reg.apply(&cs, &snap, now);
+        let svc = reg.service("shop", "cart").unwrap();
+        // The stable gateway restarts faster than its probe is marked
+        // failing; requests meanwhile fail to connect and eject the service.
+        svc.record("stable", TryOutcome::ConnectFailed, MS, now);
+        svc.record("stable", TryOutcome::ConnectFailed, MS, now);
+        assert!(ejected(&reg, now));
+        assert!(reg.set_probe("stable", false, now).is_empty());
+        assert!(ejected(&reg, now), "a failing probe lifts nothing");
+        // Failing was one probe below the threshold: the state the
+        // registry sees is "passing" again, yet the gateway is reachable.
+        let back = reg.set_probe("stable", true, now + MS);
+        assert_eq!(back, vec!["shop/cart".to_string()]);
+        assert!(!ejected(&reg, now + MS));
+        // A reset ejects the same way; a 503 from the gateway does not count
+        // as unreachable.
+        svc.record("stable", TryOutcome::Reset, MS, now + MS);
+        svc.record("stable", TryOutcome::Reset, MS, now + MS);
+        assert!(ejected(&reg, now + MS));
+        assert_eq!(reg.set_probe("stable", true, now + 2 * MS).len(), 1);
+        svc.record("stable", TryOutcome::Status(503), MS, now + 3 * MS);
+        svc.record("stable", TryOutcome::Status(503), MS, now + 3 * MS);
+        assert!(ejected(&reg, now + 3 * MS));
+        assert!(reg.set_probe("stable", true, now + 4 * MS).is_empty());
+        assert!(ejected(&reg, now + 4 * MS));
     }
 
     #[test]
@@ -856,5 +922,87 @@ mod registry {
             now,
         );
         assert!(reg.service("shop", "cart").is_none());
+    }
+}
+
+// ---------- active-probe thresholds ----------
+
+mod probe {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn thresholds(healthy: u32, unhealthy: u32) -> ProbeThresholds {
+        ProbeThresholds {
+            healthy: NonZeroU32::new(healthy).unwrap(),
+            unhealthy: NonZeroU32::new(unhealthy).unwrap(),
+        }
+    }
+
+    /// Feeds `results` and returns the failing state after each.
+    fn run(t: ProbeThresholds, results: &[bool]) -> Vec<bool> {
+        let mut st = ProbeState::default();
+        results
+            .iter()
+            .map(|&passed| {
+                st.observe(passed, t);
+                st.failing()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_failure_does_not_flip_a_healthy_gateway() {
+        let t = thresholds(2, 3);
+        assert_eq!(
+            run(t, &[false, false, true, false, false]),
+            [false; 5],
+            "a pass breaks the run of failures"
+        );
+        assert_eq!(
+            run(t, &[false, false, false, false]),
+            [false, false, true, true]
+        );
+    }
+
+    #[test]
+    fn a_failing_gateway_needs_the_healthy_run_to_come_back() {
+        let t = thresholds(2, 1);
+        let mut st = ProbeState::default();
+        assert_eq!(
+            st.observe(false, t),
+            Some(true),
+            "threshold 1 flips at once"
+        );
+        assert_eq!(st.observe(true, t), None);
+        assert_eq!(st.observe(false, t), None, "still failing, run broken");
+        assert_eq!(st.observe(true, t), None);
+        assert!(st.failing());
+        assert_eq!(st.observe(true, t), Some(false));
+        assert_eq!(st.observe(true, t), None);
+        assert!(!st.failing());
+    }
+
+    #[test]
+    fn thresholds_of_one_follow_every_probe() {
+        let t = thresholds(1, 1);
+        assert_eq!(
+            run(t, &[true, false, true, false, false, true]),
+            [false, true, false, true, true, false]
+        );
+    }
+
+    #[test]
+    fn the_wait_is_jittered_within_the_percentage() {
+        let i = Duration::from_secs(10);
+        assert_eq!(next_probe_in(i, 10, 0.0), i);
+        assert_eq!(next_probe_in(i, 10, 0.5), Duration::from_millis(10_500));
+        assert_eq!(next_probe_in(i, 0, 0.9), i, "no jitter");
+        assert_eq!(next_probe_in(i, 200, 1.0), 2 * i, "capped at 100 %");
+        let waits: std::collections::BTreeSet<Duration> = (0..100)
+            .map(|_| next_probe_in(i, 10, rand::random::<f64>()))
+            .collect();
+        assert!(waits.iter().all(|w| *w >= i && *w <= i + S));
+        assert!(waits.len() > 50, "spread, not constant: {waits:?}");
     }
 }
