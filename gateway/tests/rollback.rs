@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use causeway_api::model::policy::{Ratio, RollbackGuard};
-use causeway_api::model::{OutlierDetection, TrafficPolicy, TrafficPolicySpec};
+use causeway_api::model::{TrafficPolicy, TrafficPolicySpec};
 use support::backend::Backend;
 use support::client::get;
 use support::fixture::{Site, catalog, export, start_inproc, write_catalog};
@@ -42,13 +42,6 @@ async fn failing_canary_is_rolled_back_to_the_stable_cluster() {
         max_p99: Duration::from_secs(10),
         window: Duration::from_secs(60),
         min_requests: 4,
-    });
-    // Outlier detection off: one ejection is always allowed, and the 503s
-    // below would eject the stable cluster (or the canary) before the guard
-    // has its requests; this test is about the guard.
-    spec.outlier_detection = Some(OutlierDetection {
-        consecutive_errors: 0,
-        ..OutlierDetection::default()
     });
     let p = TrafficPolicy::new("echo-canary".parse().unwrap(), spec);
     c.policies.traffic.insert(p.name().clone(), p);
