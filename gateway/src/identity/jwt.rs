@@ -11,6 +11,7 @@
 //! signature check per request.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -42,12 +43,12 @@ pub struct CallerClaims {
     pub residency: Vec<ResidencyVerdict>,
 }
 
-/// A verified token: its claims, the audience and peer it was checked for,
-/// and until when the result may be reused.
-type Verified = (CallerClaims, Box<str>, Instant);
-
-/// A verified token's cache key: the token and the peer that sent it.
-type VerifiedKey = (Box<str>, Box<str>);
+/// A verified token: its claims, the peer and audience it was checked for,
+/// and until when the result may be reused. Keyed by the token alone so that
+/// a lookup borrows the header value (no copy per request); the peer is
+/// compared like the audience, and a token from another peer is verified
+/// again (replacing the entry).
+type Verified = (CallerClaims, Box<str>, Box<str>, Instant);
 
 #[derive(Serialize, Deserialize)]
 struct TokenClaims {
@@ -69,7 +70,7 @@ struct TokenClaims {
 pub struct CallerJwtCache {
     ttl: Duration,
     minted: Mutex<HashMap<String, (HeaderValue, Instant)>>,
-    verified: Mutex<HashMap<VerifiedKey, Verified>>,
+    verified: Mutex<HashMap<Box<str>, Verified>>,
 }
 
 impl CallerJwtCache {
@@ -94,11 +95,19 @@ impl CallerJwtCache {
         residency: &[ResidencyVerdict],
     ) -> Option<HeaderValue> {
         let now = Instant::now();
-        let verdict = serde_json::to_string(residency).unwrap_or_default();
-        let key = format!(
-            "{caller} {trust_domain} {} {verdict}",
+        // One allocation for the key; the verdict is serialized only when a
+        // policy governed the request (`[]` otherwise, as serde writes it).
+        let mut key = String::with_capacity(128);
+        let _ = write!(
+            key,
+            "{caller} {trust_domain} {} ",
             svid.not_before().unix_timestamp()
         );
+        if residency.is_empty() {
+            key.push_str("[]");
+        } else {
+            key.push_str(&serde_json::to_string(residency).unwrap_or_default());
+        }
         if let Ok(m) = self.minted.lock()
             && let Some((v, refresh_at)) = m.get(&key)
             && now < *refresh_at
@@ -146,10 +155,10 @@ impl CallerJwtCache {
         peer_leaf: Option<&[u8]>,
     ) -> Result<CallerClaims, TokenRejection> {
         let now = Instant::now();
-        let cache_key = (Box::<str>::from(token), Box::<str>::from(peer));
         if let Ok(m) = self.verified.lock()
-            && let Some((claims, aud, until)) = m.get(&cache_key)
+            && let Some((claims, by, aud, until)) = m.get(token)
             && now < *until
+            && &**by == peer
             && &**aud == audience
         {
             return Ok(claims.clone());
@@ -184,12 +193,15 @@ impl CallerJwtCache {
         let keep = Duration::from_secs(u64::try_from(remaining).unwrap_or(0)).min(self.ttl);
         if let Ok(mut m) = self.verified.lock() {
             if m.len() >= MAX_VERIFIED {
-                m.retain(|_, (_, _, until)| now < *until);
+                m.retain(|_, (_, _, _, until)| now < *until);
                 if m.len() >= MAX_VERIFIED {
                     m.clear();
                 }
             }
-            m.insert(cache_key, (claims.clone(), audience.into(), now + keep));
+            m.insert(
+                token.into(),
+                (claims.clone(), peer.into(), audience.into(), now + keep),
+            );
         }
         Ok(claims)
     }
