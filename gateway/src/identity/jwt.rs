@@ -11,7 +11,7 @@
 //! signature check per request.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -64,12 +64,60 @@ struct TokenClaims {
     residency: Vec<ResidencyVerdict>,
 }
 
+/// What a minted token states. The cache keys it by its hash and compares
+/// it in full, so that a lookup (once per request) neither formats nor
+/// allocates; a hash collision is a miss that replaces the entry.
+#[derive(Debug)]
+struct MintKey {
+    caller: SpiffeId,
+    trust_domain: Box<str>,
+    not_before: i64,
+    residency: Vec<ResidencyVerdict>,
+}
+
+impl MintKey {
+    fn hash_of(
+        caller: &SpiffeId,
+        trust_domain: &str,
+        not_before: i64,
+        residency: &[ResidencyVerdict],
+    ) -> u64 {
+        let mut h = DefaultHasher::new();
+        caller.hash(&mut h);
+        trust_domain.hash(&mut h);
+        not_before.hash(&mut h);
+        // Verdicts are not `Hash`; their policies spread them well enough
+        // (the full comparison follows).
+        residency.len().hash(&mut h);
+        for v in residency {
+            v.policy.hash(&mut h);
+        }
+        h.finish()
+    }
+
+    fn is(
+        &self,
+        caller: &SpiffeId,
+        trust_domain: &str,
+        not_before: i64,
+        residency: &[ResidencyVerdict],
+    ) -> bool {
+        self.not_before == not_before
+            && &*self.trust_domain == trust_domain
+            && self.caller == *caller
+            && self.residency == residency
+    }
+}
+
+/// A minted token: what it states, its header value, when to mint anew.
+type Minted = (MintKey, HeaderValue, Instant);
+
 /// Minted tokens by caller, audience and verdict; verified tokens by value
 /// and peer.
 #[derive(Debug)]
 pub struct CallerJwtCache {
     ttl: Duration,
-    minted: Mutex<HashMap<String, (HeaderValue, Instant)>>,
+    minted: Mutex<HashMap<u64, Minted>>,
     verified: Mutex<HashMap<Box<str>, Verified>>,
 }
 
@@ -95,22 +143,12 @@ impl CallerJwtCache {
         residency: &[ResidencyVerdict],
     ) -> Option<HeaderValue> {
         let now = Instant::now();
-        // One allocation for the key; the verdict is serialized only when a
-        // policy governed the request (`[]` otherwise, as serde writes it).
-        let mut key = String::with_capacity(128);
-        let _ = write!(
-            key,
-            "{caller} {trust_domain} {} ",
-            svid.not_before().unix_timestamp()
-        );
-        if residency.is_empty() {
-            key.push_str("[]");
-        } else {
-            key.push_str(&serde_json::to_string(residency).unwrap_or_default());
-        }
+        let not_before = svid.not_before().unix_timestamp();
+        let hash = MintKey::hash_of(caller, trust_domain, not_before, residency);
         if let Ok(m) = self.minted.lock()
-            && let Some((v, refresh_at)) = m.get(&key)
+            && let Some((k, v, refresh_at)) = m.get(&hash)
             && now < *refresh_at
+            && k.is(caller, trust_domain, not_before, residency)
         {
             return Some(v.clone());
         }
@@ -132,12 +170,18 @@ impl CallerJwtCache {
         let value = HeaderValue::from_str(&token).ok()?;
         if let Ok(mut m) = self.minted.lock() {
             if m.len() >= MAX_MINTED {
-                m.retain(|_, (_, until)| now < *until);
+                m.retain(|_, (_, _, until)| now < *until);
                 if m.len() >= MAX_MINTED {
                     m.clear();
                 }
             }
-            m.insert(key, (value.clone(), now + self.ttl / 2));
+            let key = MintKey {
+                caller: caller.clone(),
+                trust_domain: trust_domain.into(),
+                not_before,
+                residency: residency.to_vec(),
+            };
+            m.insert(hash, (key, value.clone(), now + self.ttl / 2));
         }
         Some(value)
     }
