@@ -6,7 +6,7 @@
 //! recording a request does not allocate.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
@@ -26,6 +26,18 @@ impl Label {
     /// A label from a static string.
     pub fn from_static(s: &'static str) -> Self {
         Self(Arc::from(s))
+    }
+
+    /// `unknown` (shared: the request path clones it instead of allocating).
+    pub fn unknown() -> Self {
+        static L: LazyLock<Label> = LazyLock::new(|| Label::from_static("unknown"));
+        L.clone()
+    }
+
+    /// `none` (shared, like [`Label::unknown`]).
+    pub fn none() -> Self {
+        static L: LazyLock<Label> = LazyLock::new(|| Label::from_static("none"));
+        L.clone()
     }
 }
 

@@ -196,10 +196,7 @@ pub(crate) fn request_host(session: &Session) -> Option<&str> {
 /// Records the request metrics of a finished request.
 pub(crate) fn record_metrics(shared: &Shared, listener: &'static str, common: &Common) {
     let service = common.service_label();
-    let destination = common
-        .destination
-        .clone()
-        .map_or_else(|| Label::from_static("none"), Label);
+    let destination = common.destination.clone().map_or_else(Label::none, Label);
     let m = &shared.metrics;
     m.requests
         .get_or_create(&RequestLabels {

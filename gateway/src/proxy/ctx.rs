@@ -125,7 +125,7 @@ impl Common {
     pub fn service_label(&self) -> Label {
         self.service
             .as_ref()
-            .map_or_else(|| Label::from_static("unknown"), |s| s.label.clone())
+            .map_or_else(Label::unknown, |s| s.label.clone())
     }
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use causeway_trust::{SpiffeId, peer_spiffe_id};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::listeners::TlsAccept;
-use pingora::protocols::tls::TlsRef;
+use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
@@ -70,10 +70,6 @@ impl TlsAccept for PeerIdentityCallback {
     }
 }
 
-fn peer_str_of(ctx: &IngressCtx) -> Arc<str> {
-    ctx.peer.clone().unwrap_or_else(|| Arc::from(""))
-}
-
 /// The ingress proxy application.
 pub struct Ingress {
     shared: Arc<Shared>,
@@ -93,14 +89,12 @@ impl Ingress {
     fn caller(
         &self,
         session: &Session,
-        peer: &SpiffeId,
-        peer_str: &str,
+        peer: &PeerIdentity,
     ) -> Result<Option<CallerClaims>, Denial> {
         let Some(v) = session.req_header().headers.get(CALLER_JWT) else {
             return Ok(None);
         };
         let token = v.to_str().unwrap_or_default();
-        let leaf = peer_leaf(session);
         self.shared
             .identity
             .caller_jwts
@@ -108,13 +102,13 @@ impl Ingress {
                 &self.shared.jwt_validator,
                 token,
                 &self.shared.jwt_audience,
-                peer_str,
-                leaf.as_deref(),
+                &peer.id_str,
+                peer.leaf.as_deref(),
             )
             .map(Some)
             .map_err(|r| {
                 self.shared.token_rejected("caller_jwt", r);
-                tracing::info!(peer = %peer, reason = r.as_str(), "caller token rejected");
+                tracing::info!(peer = %peer.id, reason = r.as_str(), "caller token rejected");
                 Denial::InvalidCallerJwt
             })
     }
@@ -146,17 +140,11 @@ impl Ingress {
     }
 }
 
-fn peer_leaf(session: &Session) -> Option<Box<[u8]>> {
-    let digest = session.digest()?;
-    let ssl = digest.ssl_digest.as_ref()?;
-    ssl.extension.get::<PeerIdentity>()?.leaf.clone()
-}
-
-fn peer_identity(session: &Session) -> Option<(SpiffeId, Arc<str>)> {
-    let digest = session.digest()?;
-    let ssl = digest.ssl_digest.as_ref()?;
-    let p = ssl.extension.get::<PeerIdentity>()?;
-    Some((p.id.clone(), p.id_str.clone()))
+/// The session's TLS digest, which carries the verified [`PeerIdentity`]:
+/// the request borrows the identity from this `Arc` instead of copying the
+/// SPIFFE ID and the leaf certificate per request.
+fn peer_tls(session: &Session) -> Option<Arc<SslDigest>> {
+    session.digest()?.ssl_digest.clone()
 }
 
 #[async_trait]
@@ -164,10 +152,7 @@ impl ProxyHttp for Ingress {
     type CTX = IngressCtx;
 
     fn new_ctx(&self) -> IngressCtx {
-        IngressCtx::new(Common::new(
-            self.shared.state(),
-            Label::from_static("unknown"),
-        ))
+        IngressCtx::new(Common::new(self.shared.state(), Label::unknown()))
     }
 
     async fn request_body_filter(
@@ -185,7 +170,11 @@ impl ProxyHttp for Ingress {
         session: &mut Session,
         ctx: &mut IngressCtx,
     ) -> pingora::Result<bool> {
-        let Some((peer, peer_str)) = peer_identity(session) else {
+        let tls = peer_tls(session);
+        let Some(peer) = tls
+            .as_deref()
+            .and_then(|d| d.extension.get::<PeerIdentity>())
+        else {
             deny(
                 &self.shared,
                 session,
@@ -195,7 +184,7 @@ impl ProxyHttp for Ingress {
             .await?;
             return Ok(true);
         };
-        ctx.peer = Some(peer_str);
+        ctx.peer = Some(peer.id_str.clone());
         if refuse_malformed(&self.shared, session).await? {
             return Ok(true);
         }
@@ -206,7 +195,7 @@ impl ProxyHttp for Ingress {
             return Ok(true);
         }
         let state = ctx.common.state.clone();
-        if let Some(c) = authz::source_cluster(&state, &peer) {
+        if let Some(c) = authz::source_cluster(&state, &peer.id) {
             ctx.common.source_cluster = Label::from(c);
         }
         let Some(h) = request_host(session).and_then(|host| parse_host(host).ok()) else {
@@ -215,14 +204,13 @@ impl ProxyHttp for Ingress {
         };
         let key = ServiceKey::new(&h.namespace, &h.name, h.port);
         ctx.common.service = state.service(key.as_str()).cloned();
-        let caller = match self.caller(session, &peer, &peer_str_of(ctx)) {
+        let caller = match self.caller(session, peer) {
             Ok(c) => c,
             Err(denial) => {
                 deny(&self.shared, session, &mut ctx.common, &denial).await?;
                 return Ok(true);
             }
         };
-        ctx.common.service_ref = Some(key.clone());
         if let Some(claims) = &caller {
             ctx.common.caller = Some(Arc::from(claims.caller.to_string()));
             ctx.common.residency = claims.residency.clone();
@@ -237,7 +225,8 @@ impl ProxyHttp for Ingress {
                 let denial = Denial::ResidencyForbidsLocal {
                     policy: Arc::from(v.policy.as_str()),
                 };
-                ctx.common.destination = Some(Arc::from(local.id.as_str()));
+                ctx.common.destination = Some(self.shared.cluster_label.0.clone());
+                ctx.common.service_ref = Some(key);
                 deny(&self.shared, session, &mut ctx.common, &denial).await?;
                 return Ok(true);
             }
@@ -249,14 +238,17 @@ impl ProxyHttp for Ingress {
             method: req.method.as_str(),
             headers: Headers::from(&req.headers),
         };
-        if let Err(denial) = authz::authorize(&state, &peer, &key, caller.as_ref(), access) {
+        let verdict = authz::authorize(&state, &peer.id, &key, caller.as_ref(), access);
+        ctx.common.service_ref = Some(key);
+        if let Err(denial) = verdict {
             deny(&self.shared, session, &mut ctx.common, &denial).await?;
             return Ok(true);
         }
-        ctx.caller = caller.map(|c| Arc::from(c.to_string()));
+        // The verified caller, already formatted for the access log and the
+        // backend header (the same string as `common.caller`).
+        ctx.caller = caller.and(ctx.common.caller.clone());
         let c = &mut ctx.common;
-        c.service_ref = Some(key);
-        c.destination = Some(Arc::from(self.shared.config.cluster.id.as_str()));
+        c.destination = Some(self.shared.cluster_label.0.clone());
         if let Some(svc) = &c.service
             && let Err(limited) = svc.check_rate(&c.source_cluster.0, Instant::now())
         {
