@@ -2642,6 +2642,8 @@ fn deploy_docs_name_only_files_that_exist() {
         }
     }
     assert!(all.is_empty(), "{all:#?}");
+}
+
 /// The CRD chart renders its three CRDs, each guarded so an install never
 /// fails on or downgrades CRDs another MCS implementation installed (Helm
 /// `lookup`: rendered only when absent or owned by this release, unless
