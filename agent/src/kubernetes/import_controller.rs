@@ -39,6 +39,14 @@ impl std::fmt::Debug for ImportController {
 
 type Key = (String, String);
 
+/// The keys `have` holds and `want` does not.
+fn stale<A, B>(have: &BTreeMap<Key, A>, want: &BTreeMap<Key, B>) -> Vec<Key> {
+    have.keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect()
+}
+
 fn key_of<K: kube::Resource>(o: &K) -> Key {
     (
         o.meta().namespace.clone().unwrap_or_default(),
@@ -273,54 +281,45 @@ impl ImportController {
                 tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot write import endpointslice");
             }
         }
-        for (ns, name) in have_slices.keys().filter(|k| !want_slices.contains_key(*k)) {
-            if !self.leading() {
-                tracing::info!("leadership lost, import writes stopped");
-                return Ok(());
-            }
-            let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => {
-                    tracing::info!(namespace = %ns, name = %name, "import endpointslice removed")
-                }
-                Err(e) => {
-                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot remove import endpointslice")
-                }
-            }
-        }
-        for (ns, name) in have_imports
-            .keys()
-            .filter(|k| !want_imports.contains_key(*k))
-        {
-            if !self.leading() {
-                tracing::info!("leadership lost, import writes stopped");
-                return Ok(());
-            }
-            let api: Api<ServiceImport> = Api::namespaced(self.client.clone(), ns);
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => tracing::info!(namespace = %ns, name = %name, "serviceimport removed"),
-                Err(e) => {
-                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot remove serviceimport")
-                }
-            }
-        }
-        for (ns, name) in have_services
-            .keys()
-            .filter(|k| !want_services.contains_key(*k))
-        {
-            if !self.leading() {
-                tracing::info!("leadership lost, import writes stopped");
-                return Ok(());
-            }
-            let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => tracing::info!(namespace = %ns, name = %name, "derived service removed"),
-                Err(e) => {
-                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot remove derived service")
-                }
-            }
-        }
+        let _ = self
+            .remove_stale::<EndpointSlice>(
+                stale(&have_slices, &want_slices),
+                "import endpointslice",
+            )
+            .await
+            && self
+                .remove_stale::<ServiceImport>(stale(&have_imports, &want_imports), "serviceimport")
+                .await
+            && self
+                .remove_stale::<Service>(stale(&have_services, &want_services), "derived service")
+                .await;
         Ok(())
+    }
+
+    /// Deletes the objects of kind `K` named in `stale` (leader only);
+    /// false when leadership was lost on the way.
+    async fn remove_stale<K>(&self, stale: Vec<Key>, what: &str) -> bool
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        for (ns, name) in stale {
+            if !self.leading() {
+                tracing::info!("leadership lost, import writes stopped");
+                return false;
+            }
+            let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => tracing::info!(namespace = %ns, name = %name, "{what} removed"),
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot remove {what}")
+                }
+            }
+        }
+        true
     }
 
     /// Where import EndpointSlices point: every ready gateway replica of

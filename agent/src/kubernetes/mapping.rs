@@ -161,6 +161,19 @@ pub fn export_conditions(
 ) -> Vec<Condition> {
     use model::reason;
     let mut out = Vec::new();
+    let invalid = |reason: &str, message: &str| {
+        vec![
+            condition("Valid", "False", reason, message, previous, now),
+            condition(
+                "Ready",
+                "False",
+                reason::PENDING,
+                "ServiceExport is not valid",
+                previous,
+                now,
+            ),
+        ]
+    };
     match validity {
         Validity::Valid(_) => {
             out.push(condition(
@@ -172,63 +185,13 @@ pub fn export_conditions(
                 now,
             ));
         }
-        Validity::NoService => {
-            out.push(condition(
-                "Valid",
-                "False",
-                reason::NO_SERVICE,
-                "Service doesn't exist",
-                previous,
-                now,
-            ));
-            out.push(condition(
-                "Ready",
-                "False",
-                reason::PENDING,
-                "ServiceExport is not valid",
-                previous,
-                now,
-            ));
-            return out;
-        }
+        Validity::NoService => return invalid(reason::NO_SERVICE, "Service doesn't exist"),
         Validity::InvalidServiceType(t) => {
             let msg = format!("Service type {t} is not supported for export");
-            out.push(condition(
-                "Valid",
-                "False",
-                reason::INVALID_SERVICE_TYPE,
-                &msg,
-                previous,
-                now,
-            ));
-            out.push(condition(
-                "Ready",
-                "False",
-                reason::PENDING,
-                "ServiceExport is not valid",
-                previous,
-                now,
-            ));
-            return out;
+            return invalid(reason::INVALID_SERVICE_TYPE, &msg);
         }
         Validity::InvalidExportedMetadata(why) => {
-            out.push(condition(
-                "Valid",
-                "False",
-                reason::INVALID_EXPORTED_METADATA,
-                why,
-                previous,
-                now,
-            ));
-            out.push(condition(
-                "Ready",
-                "False",
-                reason::PENDING,
-                "ServiceExport is not valid",
-                previous,
-                now,
-            ));
-            return out;
+            return invalid(reason::INVALID_EXPORTED_METADATA, why);
         }
     }
     let conditions = api.map(|s| s.conditions.as_slice()).unwrap_or_default();
