@@ -176,7 +176,7 @@ impl Egress {
         if let Some(t) = oidc_token {
             let issuers = ctx.common.state.catalog.routing.oidc_issuers();
             if !issuers.is_empty() {
-                match self.shared.jwks.verify(t, &issuers).await {
+                match self.shared.jwks.verify(t, issuers).await {
                     Ok((issuer, c)) => claims.oidc = Some((issuer.issuer.clone(), c)),
                     Err(r) => {
                         self.shared.token_rejected("oidc", r);

@@ -138,6 +138,8 @@ pub struct RoutingSnapshot {
     pub(crate) services: Vec<Arc<ServiceRoutes>>,
     pub(crate) index: HashMap<Arc<str>, HashMap<Arc<str>, u32>>,
     pub(crate) rules: Vec<ResidencyRule>,
+    /// The OIDC issuers the rules trust, derived once per snapshot.
+    pub(crate) oidc_issuers: Vec<causeway_api::model::OidcIssuer>,
 }
 
 fn default_priority() -> Vec<String> {
@@ -421,6 +423,12 @@ impl<'a> Context<'a> {
                 .or_default()
                 .insert(Arc::clone(&s.name), i as u32);
         }
+        let mut oidc_issuers: Vec<causeway_api::model::OidcIssuer> = Vec::new();
+        for o in self.rules.iter().filter_map(|r| r.oidc.as_ref()) {
+            if !oidc_issuers.contains(o) {
+                oidc_issuers.push(o.clone());
+            }
+        }
         RoutingSnapshot {
             revision,
             local: self.local,
@@ -428,6 +436,7 @@ impl<'a> Context<'a> {
             services,
             index,
             rules: self.rules,
+            oidc_issuers,
         }
     }
 }
@@ -618,14 +627,8 @@ impl RoutingSnapshot {
 
     /// The OIDC issuers residency policies trust (deduplicated by issuer,
     /// audience and JWKS URL).
-    pub fn oidc_issuers(&self) -> Vec<causeway_api::model::OidcIssuer> {
-        let mut out: Vec<causeway_api::model::OidcIssuer> = Vec::new();
-        for o in self.rules.iter().filter_map(|r| r.oidc.as_ref()) {
-            if !out.contains(o) {
-                out.push(o.clone());
-            }
-        }
-        out
+    pub fn oidc_issuers(&self) -> &[causeway_api::model::OidcIssuer] {
+        &self.oidc_issuers
     }
 
     pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&ServiceRoutes> {
