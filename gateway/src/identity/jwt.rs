@@ -52,12 +52,12 @@ pub struct CallerClaims {
     pub residency: Vec<ResidencyVerdict>,
 }
 
-/// A verified token: its claims, the audience and peer it was checked for,
-/// and until when the result may be reused.
-type Verified = (CallerClaims, Box<str>, Instant);
-
-/// A verified token's cache key: the token and the peer that sent it.
-type VerifiedKey = (Box<str>, Box<str>);
+/// A verified token: its claims, the audience and the peer it was checked
+/// for, and until when the result may be reused. Keyed by the token alone so
+/// that a lookup borrows the header value (no copy per request); the peer
+/// is compared like the audience, and a token from another peer is
+/// verified again (replacing the entry).
+type Verified = (CallerClaims, Box<str>, Box<str>, Instant);
 
 #[derive(Serialize, Deserialize)]
 struct TokenClaims {
@@ -81,7 +81,7 @@ pub struct CallerJwtCache {
     /// Verifies `x5c` chains that are not the connection's leaf.
     chains: Option<SpiffeClientVerifier>,
     minted: Mutex<HashMap<String, (HeaderValue, Instant)>>,
-    verified: Mutex<HashMap<VerifiedKey, Verified>>,
+    verified: Mutex<HashMap<Box<str>, Verified>>,
 }
 
 impl CallerJwtCache {
@@ -175,11 +175,11 @@ impl CallerJwtCache {
         peer_leaf: Option<&[u8]>,
     ) -> Result<CallerClaims, TokenRejection> {
         let now = Instant::now();
-        let cache_key = (Box::<str>::from(token), Box::<str>::from(peer));
         if let Ok(m) = self.verified.lock()
-            && let Some((claims, aud, until)) = m.get(&cache_key)
+            && let Some((claims, aud, from, until)) = m.get(token)
             && now < *until
             && &**aud == audience
+            && &**from == peer
         {
             return Ok(claims.clone());
         }
@@ -209,12 +209,15 @@ impl CallerJwtCache {
         let keep = Duration::from_secs(u64::try_from(remaining).unwrap_or(0)).min(self.ttl);
         if let Ok(mut m) = self.verified.lock() {
             if m.len() >= MAX_VERIFIED {
-                m.retain(|_, (_, _, until)| now < *until);
+                m.retain(|_, (_, _, _, until)| now < *until);
                 if m.len() >= MAX_VERIFIED {
                     m.clear();
                 }
             }
-            m.insert(cache_key, (claims.clone(), audience.into(), now + keep));
+            m.insert(
+                token.into(),
+                (claims.clone(), audience.into(), peer.into(), now + keep),
+            );
         }
         Ok(claims)
     }
